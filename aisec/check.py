@@ -1,0 +1,205 @@
+"""Immediate feedback for students, and value records for the grader.
+
+Two calls live here, one for each audience:
+
+* ``check("lab00.q1", answer)`` runs the *visible* checks of a question (they live in
+  ``aisec/checks/<lab>.py``, readable by anyone) and prints a friendly report: what
+  passed, what failed, and a hint for what to do next. It raises ``CheckFailed`` when a
+  check fails, so a test cell that calls it fails in nbgrader as well.
+* ``record("q1.hidden_seed", value, ...)`` is used only by *hidden* tests. It does not
+  judge anything: it serialises ``value`` as plain JSON data (strict types: a ``bool``
+  is not an ``int``, an ``int`` subclass is refused) and displays it under a private MIME
+  type. The grader compares it, outside the student's process, with the value that the
+  instructor's reference solution recorded under the same key, using the rule that the
+  *reference* run recorded. Faking ``__eq__``, patching numpy or stripping asserts in the
+  student's kernel cannot turn a wrong value into points.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+RECORD_MIME = "application/vnd.aisec.record+json"
+
+#: A visible check: gets the student's answer, raises ``AssertionError(hint)`` when wrong.
+CheckFn = Callable[[Any], None]
+
+
+class CheckFailed(AssertionError):
+    """Raised by :func:`check` when at least one visible check failed."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One visible, named property of an answer."""
+
+    description: str
+    run: CheckFn
+
+
+def _load_checks(question: str) -> list[Check]:
+    lab, sep, name = question.partition(".")
+    if not sep or not lab or not name:
+        raise ValueError(f"check() wants an id like 'lab00.q1', got {question!r}")
+    try:
+        module = importlib.import_module(f"aisec.checks.{lab}")
+    except ModuleNotFoundError as exc:
+        raise ValueError(f"No checks exist for lab {lab!r}: is the id {question!r} spelled right?") from exc
+    checks: Mapping[str, list[Check]] = module.CHECKS
+    if name not in checks:
+        known = ", ".join(sorted(checks))
+        raise ValueError(f"Lab {lab} has no question {name!r}; its questions are: {known}")
+    return checks[name]
+
+
+def check(question: str, answer: Any, *, quiet: bool = False) -> int:
+    """Run the visible checks of ``question`` on ``answer`` and print a report.
+
+    Returns the number of checks passed; raises :class:`CheckFailed` if any failed.
+    """
+    checks = _load_checks(question)
+    lines: list[str] = []
+    failures: list[str] = []
+    for item in checks:
+        try:
+            item.run(answer)
+        except NotImplementedError:
+            failures.append(item.description)
+            lines.append(
+                f"  ✘ {item.description}\n"
+                "      not answered yet: replace `raise NotImplementedError()` with your code, then re-run the cell."
+            )
+            break
+        except AssertionError as exc:
+            failures.append(item.description)
+            hint = str(exc) or "no hint for this one: re-read the question's docstring."
+            lines.append(f"  ✘ {item.description}\n      hint: {hint}")
+        except Exception as exc:  # noqa: BLE001 - a crash in student code is feedback, not a grader error
+            failures.append(item.description)
+            lines.append(
+                f"  ✘ {item.description}\n      your code raised {type(exc).__name__}: {exc}"
+            )
+        else:
+            lines.append(f"  ✔ {item.description}")
+    passed = len(checks) - len(failures)
+    header = f"{question}: {passed}/{len(checks)} visible checks passed"
+    if not quiet or failures:
+        print(header)
+        print("\n".join(lines))
+    if failures:
+        raise CheckFailed(f"{question}: {len(failures)} check(s) failed: " + "; ".join(failures))
+    if not quiet:
+        print("  Hidden tests on other data run when your lab is graded.")
+    return passed
+
+
+# ----------------------------------------------------------------------------- records
+
+
+class UngradableValue(TypeError):
+    """A value that cannot be serialised as plain data for the grader."""
+
+
+def to_plain(value: Any) -> Any:
+    """Convert ``value`` to JSON data with strict types, or raise :class:`UngradableValue`.
+
+    Accepted: None, bool, int, float, str (exact types, numpy scalars), lists/tuples of
+    those, numpy arrays and torch tensors (as nested lists), and dicts with str keys.
+    Subclasses of builtins are refused, since they can override comparison.
+    """
+    kind = type(value)
+    if value is None or kind in (bool, str):
+        return value
+    if kind is int:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else repr(value)
+    module = kind.__module__
+    if module == "numpy":
+        import numpy as np
+
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biuf":
+                raise UngradableValue(f"numpy array of dtype {value.dtype} cannot be graded")
+            return [to_plain(v) for v in value.tolist()] if value.ndim else to_plain(value.item())
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, np.floating):
+            return to_plain(float(value))
+    if module == "torch" and kind.__name__ == "Tensor":
+        return to_plain(value.detach().cpu().numpy())
+    if kind in (list, tuple):
+        return [to_plain(v) for v in value]
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise UngradableValue("dict keys must be plain str")
+        return {k: to_plain(v) for k, v in value.items()}
+    raise UngradableValue(f"a value of type {kind.__module__}.{kind.__qualname__} cannot be graded")
+
+
+def record(
+    key: str,
+    value: Any,
+    *,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    unordered: bool = False,
+) -> None:
+    """Display ``value`` for the grader under ``key`` (hidden tests only).
+
+    The rule (``atol``/``rtol`` closeness to the reference value, or the thresholds
+    ``at_least``/``at_most``, or ``unordered`` comparison of lists) is read by the grader
+    from the *reference* run, never from the student's.
+    """
+    from IPython.display import display
+
+    try:
+        payload: dict[str, Any] = {"key": key, "value": to_plain(value)}
+    except UngradableValue as exc:
+        payload = {"key": key, "invalid": str(exc)}
+    payload["rule"] = {
+        "atol": float(atol),
+        "rtol": float(rtol),
+        "at_least": None if at_least is None else float(at_least),
+        "at_most": None if at_most is None else float(at_most),
+        "unordered": bool(unordered),
+    }
+    display({RECORD_MIME: payload, "text/plain": f"[value recorded for grading: {key}]"}, raw=True)
+
+
+# ------------------------------------------------------------- building blocks for checks
+
+
+def expect_type(value: Any, expected: type | tuple[type, ...], what: str = "the answer") -> None:
+    """Assert an exact type (subclasses refused: they can fake equality)."""
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if type(value) not in types:
+        names = " or ".join(t.__name__ for t in types)
+        raise AssertionError(f"{what} should be a {names}, got {type(value).__name__}")
+
+
+def expect_close(value: Any, expected: float, tol: float, what: str = "the value") -> None:
+    """Assert a real number within ``tol`` of ``expected``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise AssertionError(f"{what} should be a number, got {type(value).__name__}")
+    if not abs(float(value) - expected) <= tol:
+        raise AssertionError(f"{what} is {float(value):.4g}; expected about {expected:.4g} (±{tol:g})")
+
+
+def expect_items(value: Any, expected: Sequence[Any], what: str = "the answer") -> None:
+    """Assert the same items as ``expected`` in any order."""
+    if not isinstance(value, (list, tuple, set, frozenset)):
+        raise AssertionError(f"{what} should be a list, got {type(value).__name__}")
+    missing = [e for e in expected if e not in value]
+    extra = [v for v in value if v not in expected]
+    if missing or extra:
+        raise AssertionError(f"{what}: missing {missing or 'nothing'}, unexpected {extra or 'nothing'}")
