@@ -27,7 +27,8 @@ def luhn_checksum_digit(partial: str) -> str:
     return str((10 - total % 10) % 10)
 
 
-def _card_number(rng: np.random.Generator, valid: bool = True) -> str:
+def card_number(rng: np.random.Generator, valid: bool = True) -> str:
+    """A 16-digit card-like number; it passes the Luhn check iff ``valid``."""
     prefix = rng.choice(["4", "51", "52", "37"])
     body = prefix + "".join(str(d) for d in rng.integers(0, 10, size=15 - len(prefix)))
     check = luhn_checksum_digit(body)
@@ -95,7 +96,7 @@ def people(n: int = 400, seed: int = 0) -> pd.DataFrame:
                 "email": email,
                 "phone": phone,
                 "national_id": f"{int(rng.integers(100, 900)):03d}-{int(rng.integers(10, 100)):02d}-{int(rng.integers(1000, 10000)):04d}",
-                "card_number": _card_number(rng),
+                "card_number": card_number(rng),
                 "age": age,
                 "gender": str(rng.choice(["F", "M", "X"], p=[0.49, 0.49, 0.02])),
                 "zip_code": zip_code,
@@ -105,9 +106,20 @@ def people(n: int = 400, seed: int = 0) -> pd.DataFrame:
             }
         )
     df = pd.DataFrame(rows)
-    churn_logit = 1.2 - 0.004 * df["annual_spend"] - 0.15 * df["visits"] + rng.normal(0, 0.7, size=n)
+    churn_logit = (
+        1.8 - 0.0012 * df["annual_spend"] - 0.12 * df["visits"] - 0.06 * (df["age"] - 42) + rng.normal(0, 0.6, size=n)
+    )
     df["churned"] = (churn_logit > 0).astype(int)
     return df
+
+
+def public_register(customers: pd.DataFrame, seed: int = 0, fraction: float = 0.8) -> pd.DataFrame:
+    """A public list (think voter roll or club directory) naming most of the customers with
+    their age, gender and zip code: the auxiliary data of a linkage attack (Sweeney 2002)."""
+    rng = np.random.default_rng(seed)
+    keep = rng.random(len(customers)) < fraction
+    register = customers.loc[keep, ["full_name", "age", "gender", "zip_code"]]
+    return register.sample(frac=1.0, random_state=int(rng.integers(0, 2**31))).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------- chat transcript
@@ -167,11 +179,11 @@ def chat_transcript(seed: int = 0, n_messages: int = 14) -> Transcript:
             value = _api_key(rng)
             messages.append(f"The export script fails with key {value}, can the AI fix the script?")
         elif kind == "card_number":
-            raw = _card_number(rng)
+            raw = card_number(rng)
             value = " ".join(raw[i : i + 4] for i in range(0, 16, 4)) if rng.integers(0, 2) else raw
             messages.append(f"{name} paid with card {value} but the charge shows twice.")
         elif kind == "decoy_order":
-            value = _card_number(rng, valid=False)
+            value = card_number(rng, valid=False)
             decoys.append(value)
             messages.append(f"Order {value} shipped with version 2.14.1 of the app; tracking not updated.")
             continue

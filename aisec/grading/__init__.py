@@ -1,0 +1,1 @@
+"""The course's grading pipeline, built on nbgrader (instructor side)."""

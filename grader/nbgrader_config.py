@@ -1,0 +1,58 @@
+"""nbgrader configuration of the AI security course.
+
+Layout: instructor sources in ``solutions/`` (solutions and hidden tests), student versions
+in ``labs/`` (generated, committed), everything about students (submissions, autograded and
+feedback folders, the gradebook, the reference runs) in an ignored workspace, ``.workspace/``
+by default or wherever ``AISEC_WORKSPACE`` points. ``AISEC_GRADEBOOK_URL`` switches the
+gradebook to another SQLAlchemy URL (e.g. PostgreSQL for several grading hosts).
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKSPACE = os.path.abspath(os.environ.get("AISEC_WORKSPACE") or os.path.join(ROOT, ".workspace"))
+
+c.CourseDirectory.root = ROOT
+c.CourseDirectory.course_id = "aisec"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "labs"
+c.CourseDirectory.submitted_directory = os.path.join(WORKSPACE, "submitted")
+c.CourseDirectory.autograded_directory = os.path.join(WORKSPACE, "autograded")
+c.CourseDirectory.feedback_directory = os.path.join(WORKSPACE, "feedback")
+c.CourseDirectory.solution_directory = os.path.join(WORKSPACE, "solution")
+c.CourseDirectory.source_with_tests_directory = os.path.join(WORKSPACE, "source_with_tests")
+c.CourseDirectory.db_url = os.environ.get("AISEC_GRADEBOOK_URL") or "sqlite:///" + os.path.join(WORKSPACE, "gradebook.db")
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".cache"]
+c.Exchange.root = os.environ.get("AISEC_EXCHANGE") or os.path.join(WORKSPACE, "exchange")
+
+# Every lab opens with the same header: who, how to run, how to check.
+c.IncludeHeaderFooter.header = os.path.join(ROOT, "grader", "header.ipynb")
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Autograding: execute, then judge every test cell by the values its hidden tests recorded,
+# compared outside the student's kernel with the reference run (aisec.grading.judge).
+c.Execute.timeout = int(os.environ.get("AISEC_CELL_TIMEOUT", "300"))
+c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
+c.LimitOutput.max_lines = 1000
+c.LimitOutput.max_traceback = 100
+c.Autograde.autograde_preprocessors = [
+    "nbgrader.preprocessors.Execute",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "aisec.grading.judge.JudgeRecords",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.JudgeRecords.source_root = os.path.join(ROOT, "solutions")
+c.JudgeRecords.reference_dir = os.path.join(WORKSPACE, "references")
+
+# Feedback shows which check failed and why, never the hidden test code.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
