@@ -1,0 +1,160 @@
+"""The instructor's round trip, for every lab: source → release → submission → grade → feedback → export.
+
+Labs are discovered from ``solutions/``, so a new lab is covered without editing this file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import LABS, ROOT, SOLUTIONS, lab_ids, nb_id, solution_notebooks
+from notebook_utils import HIDDEN_RE, autograded_code_cells, execute, nbgrader, nbgrader_meta, secret_lines
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
+def test_solution_executes_top_to_bottom(notebook: Path, tmp_path: Path) -> None:
+    nb, seconds = execute(notebook, tmp_path)
+    errors = [c.id for c in nb.cells if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs)]
+    assert not errors, f"cells raised: {errors}"
+    print(f"{nb_id(notebook)} executed in {seconds:.1f} s")
+
+
+def test_labs_are_in_sync_with_solutions(tmp_path: Path) -> None:
+    from aisec.grading.release import release
+
+    release(lab_ids(), into=tmp_path)
+    fresh = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(LABS) for p in LABS.rglob("*") if p.is_file())
+    assert committed == fresh, "labs/ has other files than a fresh release: run python -m aisec.grading.release"
+    drifted = [str(p) for p in fresh if (tmp_path / p).read_bytes() != (LABS / p).read_bytes()]
+    assert not drifted, f"labs/ drifted from solutions/ in {drifted}: run python -m aisec.grading.release"
+
+
+@pytest.mark.parametrize("lab", lab_ids())
+def test_nothing_of_a_solution_leaks_into_labs(lab: str) -> None:
+    released = sorted(p for p in (LABS / lab).rglob("*") if p.is_file())
+    assert released, f"{lab} has not been released into labs/"
+    secrets: set[str] = set()
+    for source in (SOLUTIONS / lab).glob("*.ipynb"):
+        secrets |= secret_lines(nbformat.read(source, as_version=4))
+    assert secrets, "the leak check found no solution lines to look for: is the lab written with nbgrader markers?"
+    for path in released:
+        text = path.read_text(errors="replace")
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "record("):
+            assert marker not in text, f"{path.relative_to(ROOT)} contains {marker!r}"
+        leaked = sorted(line for line in secrets if line in text)
+        assert not leaked, f"{path.relative_to(ROOT)} leaks solution lines: {leaked[:5]}"
+        if path.suffix == ".ipynb":
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                assert not cell.get("outputs"), f"{path.name}: released cell {cell.id} has outputs"
+                assert set(cell.metadata) <= {"nbgrader", "deletable", "editable", "tags", "jupyter", "collapsed", "scrolled"}, (
+                    f"{path.name}: unexpected metadata {sorted(cell.metadata)} in cell {cell.id}"
+                )
+
+
+# ------------------------------------------------------------------------ autograding
+
+
+def _course_env(workspace: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AISEC_WORKSPACE"] = str(workspace)
+    env.pop("AISEC_GRADEBOOK_URL", None)
+    return env
+
+
+@pytest.fixture(scope="module", params=lab_ids())
+def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Autograde the solution (as student 'reference') and the untouched student version ('untouched')."""
+    lab = request.param
+    workspace = tmp_path_factory.mktemp(f"ws-{lab}")
+    env = _course_env(workspace)
+    nbgrader(["generate_assignment", lab, "--force", f"--CourseDirectory.release_directory={workspace / 'release'}"], ROOT, env)
+    for student, folder in (("reference", SOLUTIONS / lab), ("untouched", LABS / lab)):
+        dest = workspace / "submitted" / student / lab
+        shutil.copytree(folder, dest)
+    nbgrader(["autograde", lab], ROOT, env)
+    nbgrader(["generate_feedback", lab], ROOT, env)
+    csv_path = workspace / "grades.csv"
+    nbgrader(["export", "--to", str(csv_path)], ROOT, env)
+    return {"lab": lab, "workspace": workspace, "csv": csv_path}
+
+
+def _scores(workspace: Path, student: str, lab: str) -> dict[tuple[str, str], tuple[float | None, float]]:
+    """(notebook, grade_id) → (auto_score, max_score) of the autograded code cells, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with Gradebook(f"sqlite:///{workspace / 'gradebook.db'}", "aisec") as gb:
+        for notebook in gb.find_assignment(lab).notebooks:
+            submitted = gb.find_submission_notebook(notebook.name, lab, student)
+            for grade in submitted.grades:
+                if grade.cell_type == "code":
+                    scores[(notebook.name, grade.name)] = (grade.auto_score, grade.max_score)
+    return scores
+
+
+def _expected_code_cells(lab: str) -> set[tuple[str, str]]:
+    cells = set()
+    for source in (SOLUTIONS / lab).glob("*.ipynb"):
+        nb = nbformat.read(source, as_version=4)
+        cells |= {(source.stem, nbgrader_meta(c)["grade_id"]) for c in autograded_code_cells(nb)}
+    return cells
+
+
+def test_solution_gets_full_marks(graded: dict) -> None:
+    scores = _scores(graded["workspace"], "reference", graded["lab"])
+    assert set(scores) == _expected_code_cells(graded["lab"])
+    lost = {k: v for k, v in scores.items() if v[0] != v[1]}
+    assert not lost, f"the reference solution lost points in {lost}"
+
+
+def test_untouched_student_version_gets_zero(graded: dict) -> None:
+    scores = _scores(graded["workspace"], "untouched", graded["lab"])
+    assert set(scores) == _expected_code_cells(graded["lab"])
+    earned = {k: v for k, v in scores.items() if v[0] != 0}
+    assert not earned, f"the untouched stubs earned points in {earned}"
+
+
+def test_feedback_is_html_without_hidden_tests(graded: dict) -> None:
+    lab, workspace = graded["lab"], graded["workspace"]
+    hidden: list[str] = []
+    for source in (SOLUTIONS / lab).glob("*.ipynb"):
+        for cell in nbformat.read(source, as_version=4).cells:
+            for region in HIDDEN_RE.findall(cell.source):
+                hidden += [ln.strip() for ln in region.splitlines() if len(ln.strip()) >= 20]
+    assert hidden, "no hidden tests found in the source"
+    for student in ("reference", "untouched"):
+        pages = list((workspace / "feedback" / student / lab).glob("*.html"))
+        assert len(pages) == len(list((SOLUTIONS / lab).glob("*.ipynb"))), f"feedback missing for {student}"
+        for page in pages:
+            html = page.read_text()
+            assert "<html" in html.lower() and "Score" in html
+            shown = [h for h in hidden if h in html]
+            assert not shown, f"feedback for {student} shows hidden test code: {shown[:3]}"
+    untouched_html = "".join(p.read_text() for p in (workspace / "feedback" / "untouched" / lab).glob("*.html"))
+    assert "HiddenCheckFailed" in untouched_html or "NotImplementedError" in untouched_html
+
+
+def test_export_has_the_right_scores(graded: dict) -> None:
+    lab = graded["lab"]
+    with open(graded["csv"]) as fh:
+        rows = {r["student_id"]: r for r in csv.DictReader(fh) if r["assignment"] == lab}
+    auto_points = sum(
+        float(nbgrader_meta(c)["points"])
+        for source in (SOLUTIONS / lab).glob("*.ipynb")
+        for c in autograded_code_cells(nbformat.read(source, as_version=4))
+    )
+    assert float(rows["reference"]["score"]) == pytest.approx(auto_points)
+    assert float(rows["untouched"]["score"]) == 0.0
+    assert float(rows["reference"]["max_score"]) >= auto_points
+    print(json.dumps({lab: {"auto_points": auto_points, "max_score": rows["reference"]["max_score"]}}))
