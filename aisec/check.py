@@ -57,10 +57,11 @@ def _load_checks(question: str) -> list[Check]:
     return checks[name]
 
 
-def check(question: str, answer: Any, *, quiet: bool = False) -> int:
+def check(question: str, answer: Any, *, quiet: bool = False) -> None:
     """Run the visible checks of ``question`` on ``answer`` and print a report.
 
-    Returns the number of checks passed; raises :class:`CheckFailed` if any failed.
+    Raises :class:`CheckFailed` if any failed. Returns None on purpose: a number as the last
+    value of a test cell would be read by nbgrader as partial credit.
     """
     checks = _load_checks(question)
     lines: list[str] = []
@@ -95,7 +96,6 @@ def check(question: str, answer: Any, *, quiet: bool = False) -> int:
         raise CheckFailed(f"{question}: {len(failures)} check(s) failed: " + "; ".join(failures))
     if not quiet:
         print("  Hidden tests on other data run when your lab is graded.")
-    return passed
 
 
 # ----------------------------------------------------------------------------- records

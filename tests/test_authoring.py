@@ -1,0 +1,81 @@
+"""The house rules for notebooks, checked on every lab and lesson (see grader/AUTHORING.md)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import ROOT, lesson_notebooks, nb_id, solution_notebooks
+from notebook_utils import HIDDEN_RE, SOLUTION_RE, autograded_code_cells, nbgrader_meta
+
+
+def tracked_notebooks() -> list[Path]:
+    out = subprocess.run(["git", "ls-files", "*.ipynb"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [ROOT / line for line in out.split()]
+
+
+def test_committed_notebooks_have_no_outputs() -> None:
+    dirty = []
+    for path in tracked_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        if any(c.get("outputs") or c.get("execution_count") for c in nb.cells):
+            dirty.append(str(path.relative_to(ROOT)))
+    assert not dirty, f"strip outputs and execution counts from: {dirty}"
+
+
+@pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
+def test_lab_opens_with_objectives_time_prerequisites_and_threat_mappings(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    first = next(c for c in nb.cells if c.cell_type == "markdown").source
+    for needle in ("Learning objectives", "Estimated time", "Prerequisites", "ATLAS", "OWASP"):
+        assert needle.lower() in first.lower(), f"the lab's first cell does not state {needle!r}"
+    assert re.search(r"AML\.T\d{4}", first), "name MITRE ATLAS technique ids (AML.Txxxx)"
+    assert re.search(r"ML\d{2}", first), "name OWASP ML Top 10 entries (MLxx)"
+
+
+@pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
+def test_every_graded_cell_is_judged_by_hidden_records(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    cells = autograded_code_cells(nb)
+    assert cells, "a lab needs auto-graded test cells"
+    ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c)]
+    assert len(ids) == len(set(ids)), "grade_ids must be unique"
+    for cell in cells:
+        meta = nbgrader_meta(cell)
+        assert meta.get("locked") and meta.get("points", 0) > 0, f"{meta['grade_id']}: test cells are locked and worth points"
+        hidden = HIDDEN_RE.findall(cell.source)
+        assert hidden and any("record(" in h for h in hidden), f"{meta['grade_id']}: no record() in a hidden test block"
+        keys = re.findall(r"record\(\s*f?[\"']([^\"'{]+)", "".join(hidden))
+        assert all(k.startswith(meta["grade_id"] + ".") for k in keys), f"{meta['grade_id']}: record keys start with the grade_id"
+        last = cell.source.strip().splitlines()[-1]
+        assert not re.fullmatch(r"[\w.]+", last), f"{meta['grade_id']}: a bare expression as last line becomes partial credit"
+
+
+@pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
+def test_labs_have_manually_graded_reflection(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    solutions = [c for c in nb.cells if nbgrader_meta(c).get("solution")]
+    assert all(SOLUTION_RE.search(c.source) for c in solutions if c.cell_type == "code"), "code answers need solution markers"
+    lab_dir = notebook.parent
+    manual = [
+        c
+        for path in lab_dir.glob("*.ipynb")
+        for c in nbformat.read(path, as_version=4).cells
+        if c.cell_type == "markdown" and nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("solution")
+    ]
+    assert manual, f"{lab_dir.name} needs at least one manually graded written answer"
+
+
+@pytest.mark.parametrize("notebook", [p for p in lesson_notebooks() if p.name.startswith("lesson")], ids=nb_id)
+def test_lessons_end_with_summary_and_exercises(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("#")]
+    tail = " ".join(headings[-4:]).lower()
+    assert "summary" in tail and "exercises" in tail, f"the last headings are {headings[-4:]}"
+    first = next(c for c in nb.cells if c.cell_type == "markdown").source.lower()
+    assert "objectives" in first, "a lesson opens with its learning objectives"
