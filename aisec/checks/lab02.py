@@ -1,0 +1,246 @@
+"""Visible checks of lab 02 (model inversion and attribute inference).
+
+They run on the lab's visible seed (0); the hidden tests use other seeds and other data.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from aisec.check import Check, expect_type
+
+SEED = 0
+
+
+@lru_cache(maxsize=1)
+def _digits_setup() -> tuple[Any, Any, Any, np.ndarray]:
+    from aisec.data import digits
+    from aisec.inversion import independent_digit_classifier
+    from aisec.models import digits_classifier
+
+    split = digits(SEED)
+    model = digits_classifier(split.x_train, split.y_train, seed=SEED)
+    judge = independent_digit_classifier(split.x_test, split.y_test, seed=SEED)
+    x0 = split.x_test.mean(axis=0)
+    return split, model, judge, x0
+
+
+@lru_cache(maxsize=1)
+def _records_setup() -> tuple[Any, Any]:
+    from aisec.inversion import medical_records, records_classifier
+
+    records = medical_records(seed=SEED)
+    model = records_classifier(records.iloc[:900], seed=SEED)
+    return records, model
+
+
+def _array(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    expect_type(value, np.ndarray, what)
+    if value.shape != shape:
+        raise AssertionError(f"{what} should have shape {shape}, got {value.shape}")
+    if value.dtype.kind != "f":
+        raise AssertionError(f"{what} should hold floats, got dtype {value.dtype}")
+    if not np.all(np.isfinite(value)):
+        raise AssertionError(f"{what} contains NaN or inf")
+    return value
+
+
+# ------------------------------------------------------------------------------ q1
+
+
+def _q1_shape(total_variation: Any) -> None:
+    import torch
+
+    out = total_variation(torch.zeros(3, 64))
+    expect_type(out, torch.Tensor, "total_variation(images)")
+    if tuple(out.shape) != (3,):
+        raise AssertionError(f"for images of shape (3, 64) the result should have shape (3,), got {tuple(out.shape)}")
+    if not torch.allclose(out, torch.zeros(3)):
+        raise AssertionError("blank images have no variation: expected zeros")
+
+
+def _q1_values(total_variation: Any) -> None:
+    import torch
+
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2
+    corner = torch.zeros(8, 8)
+    corner[0, 0] = 1.0
+    centre = torch.zeros(8, 8)
+    centre[3, 4] = 0.5
+    images = torch.stack([checker.float(), corner, centre]).reshape(3, 64)
+    got = total_variation(images).detach().float()
+    want = torch.tensor([112.0, 2.0, 2.0])
+    if not torch.allclose(got, want, atol=1e-5):
+        raise AssertionError(
+            f"got {got.tolist()} for a checkerboard, a corner pixel and a half-bright centre pixel; "
+            f"expected {want.tolist()}: sum |differences| over vertical AND horizontal neighbours"
+        )
+
+
+def _q1_grad(total_variation: Any) -> None:
+    import torch
+
+    x = torch.rand(2, 64, generator=torch.Generator().manual_seed(SEED), requires_grad=True)
+    total_variation(x).sum().backward()
+    if x.grad is None or not torch.any(x.grad != 0):
+        raise AssertionError("no gradient reaches the input: use torch operations only (no .numpy(), no .item())")
+
+
+# ------------------------------------------------------------------------------ q2
+
+
+def _q2_shape(invert_whitebox: Any) -> None:
+    _, model, _, x0 = _digits_setup()
+    out = invert_whitebox(model, [3, 7], x0, steps=5)
+    _array(out, (2, 64), "invert_whitebox(model, [3, 7], x0, steps=5)")
+    if out.min() < 0 or out.max() > 1:
+        raise AssertionError("pixels must stay in [0, 1]: clamp after every step")
+
+
+def _q2_no_steps(invert_whitebox: Any) -> None:
+    _, model, _, x0 = _digits_setup()
+    out = invert_whitebox(model, [1], x0, steps=0)
+    if not np.allclose(np.asarray(out).reshape(-1), x0, atol=1e-6):
+        raise AssertionError("with steps=0 the result should be x0 itself; start the optimisation from x0")
+
+
+def _q2_confident(invert_whitebox: Any) -> None:
+    from aisec.models import predict_proba
+
+    _, model, judge, x0 = _digits_setup()
+    targets = [0, 3, 8]
+    out = _array(invert_whitebox(model, targets, x0, steps=100), (3, 64), "the reconstructions")
+    conf = predict_proba(model, out)[np.arange(3), targets]
+    if conf.min() < 0.9:
+        raise AssertionError(
+            f"the target model's confidence in the targets is only {np.round(conf, 3).tolist()}: "
+            "minimise the cross-entropy of the target class (gradient ascent on its log-confidence)"
+        )
+    recognised = judge.predict(out.astype(np.float64)) == np.array(targets)
+    if recognised.sum() < 2:
+        raise AssertionError("the independent classifier does not recognise the reconstructions")
+
+
+# ------------------------------------------------------------------------------ q3
+
+
+def _q3_budget(invert_blackbox: Any) -> None:
+    from aisec.inversion import ConfidenceAPI
+
+    _, model, _, x0 = _digits_setup()
+    api = ConfidenceAPI(model, max_queries=10 * 128)
+    out = invert_blackbox(api, 5, x0, steps=3)
+    _array(out, (64,), "invert_blackbox(api, 5, x0, steps=3)")
+    if api.n_queries != 3 * 128:
+        raise AssertionError(
+            f"3 steps on 64 pixels should cost 3 x 2 x 64 = 384 queries (one batch per step), used {api.n_queries}"
+        )
+    if out.min() < 0 or out.max() > 1:
+        raise AssertionError("pixels must stay in [0, 1]")
+
+
+def _q3_success(invert_blackbox: Any) -> None:
+    from aisec.inversion import ConfidenceAPI
+    from aisec.models import predict_proba
+
+    _, model, judge, x0 = _digits_setup()
+    api = ConfidenceAPI(model)
+    targets = [2, 6]
+    out = np.stack([invert_blackbox(api, t, x0, steps=50) for t in targets])
+    conf = predict_proba(model, out)[np.arange(2), targets]
+    if conf.min() < 0.9:
+        raise AssertionError(
+            f"confidence in the targets after 50 steps: {np.round(conf, 3).tolist()}; expected > 0.9. "
+            "Step each pixel by lr * sign(estimated gradient)"
+        )
+    if not np.all(judge.predict(out) == np.array(targets)):
+        raise AssertionError("the independent classifier does not recognise the reconstructions")
+
+
+# ------------------------------------------------------------------------------ q4
+
+
+def _q4_shape(attribute_inference: Any) -> None:
+    from aisec.inversion import GENOTYPE_PRIOR, GENOTYPES, ConfidenceAPI
+
+    records, model = _records_setup()
+    people = records.iloc[:40].drop(columns=["genotype"])
+    api = ConfidenceAPI(model)
+    out = attribute_inference(api, people, GENOTYPE_PRIOR)
+    expect_type(out, list, "attribute_inference(...)")
+    if len(out) != 40:
+        raise AssertionError(f"one genotype per person expected: 40, got {len(out)}")
+    bad = [g for g in out if type(g) is not str or g not in GENOTYPES]
+    if bad:
+        raise AssertionError(f"every item should be one of {GENOTYPES} (a str), got e.g. {bad[:3]}")
+    if api.n_queries != 3 * 40:
+        raise AssertionError(f"one query per person and candidate genotype: 3 x 40 = 120, used {api.n_queries}")
+
+
+def _q4_accuracy(attribute_inference: Any) -> None:
+    from aisec.inversion import GENOTYPE_PRIOR, ConfidenceAPI
+
+    records, model = _records_setup()
+    people = records.iloc[:300]
+    out = attribute_inference(ConfidenceAPI(model), people.drop(columns=["genotype"]), GENOTYPE_PRIOR)
+    acc = float(np.mean(np.array(out) == people["genotype"].to_numpy()))
+    if acc < 0.7:
+        raise AssertionError(
+            f"accuracy {acc:.2f} on the first 300 patients; the base rate is 0.42 and the MAP attack gets about 0.8. "
+            "Score = prior(g) x confidence of the person's KNOWN dose band"
+        )
+
+
+# ------------------------------------------------------------------------------ q5
+
+
+def _q5_table(defence_table: Any) -> None:
+    import pandas as pd
+
+    from aisec.inversion import ConfidenceAPI
+
+    split, model, judge, x0 = _digits_setup()
+    apis = {"none": ConfidenceAPI(model), "round to 1 decimal": ConfidenceAPI(model, decimals=1)}
+    table = defence_table(apis, split.x_test, split.y_test, x0, judge, steps=10)
+    expect_type(table, pd.DataFrame, "defence_table(...)")
+    if list(table.index) != list(apis):
+        raise AssertionError(f"the index should be the defence names in order {list(apis)}, got {list(table.index)}")
+    if list(table.columns) != ["utility", "inversion_success", "queries"]:
+        raise AssertionError(f"columns should be ['utility', 'inversion_success', 'queries'], got {list(table.columns)}")
+    if table.loc["none", "queries"] != 10 * 10 * 128:
+        raise AssertionError(
+            f"10 targets x 10 steps x 128 probes = 12800 attack queries expected, got {table.loc['none', 'queries']}; "
+            "reset the counter after measuring utility"
+        )
+    if not 0.9 <= float(table.loc["none", "utility"]) <= 1.0:
+        raise AssertionError("the undefended API's utility should be its test accuracy (about 0.98)")
+    if float(table.loc["none", "inversion_success"]) < 0.8:
+        raise AssertionError("without a defence the black-box inversion should recognise most targets")
+
+
+CHECKS = {
+    "q1": [
+        Check("returns a tensor of shape (n,), zero for blank images", _q1_shape),
+        Check("right values on hand-made images", _q1_values),
+        Check("differentiable", _q1_grad),
+    ],
+    "q2": [
+        Check("shape (n_targets, 64), pixels in [0, 1]", _q2_shape),
+        Check("starts from x0", _q2_no_steps),
+        Check("reconstructions are confidently classified and recognised", _q2_confident),
+    ],
+    "q3": [
+        Check("shape (64,), exactly 2 x 64 queries per step", _q3_budget),
+        Check("50 steps reach the target class", _q3_success),
+    ],
+    "q4": [
+        Check("a list of genotypes, 3 queries per person", _q4_shape),
+        Check("beats the base rate clearly", _q4_accuracy),
+    ],
+    "q5": [
+        Check("a DataFrame with the right index, columns and query counts", _q5_table),
+    ],
+}
