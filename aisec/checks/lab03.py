@@ -1,0 +1,423 @@
+"""Visible checks for lab03 (adversarial examples). Students may read this file.
+
+Each check tests a *property* that a correct answer has and a common mistake lacks, and says
+why when it fails. None computes the answer itself: the fixtures are the lab's own target
+model (seed 0, cached) and tiny hand-made models whose right answers follow from arithmetic.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aisec.adversarial import HOMOGLYPHS, substitutions
+from aisec.check import Check, expect_type
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@lru_cache(maxsize=1)
+def _fixture() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The lab's target (digits MLP, seed 0, from the cache) and 200 test digits."""
+    from aisec.data import digits
+    from aisec.models import digits_classifier
+
+    data = digits(0)
+    model = digits_classifier(data.x_train, data.y_train, seed=0)
+    return model, torch.as_tensor(data.x_test[:200]), torch.as_tensor(data.y_test[:200])
+
+
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(nn.functional.cross_entropy(model(x), y))
+
+
+def _acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def _expect_image_batch(x_adv: Any, x: torch.Tensor, what: str) -> torch.Tensor:
+    expect_type(x_adv, torch.Tensor, what)
+    if x_adv.shape != x.shape:
+        raise AssertionError(f"{what} has shape {tuple(x_adv.shape)}; it must keep the input's shape {tuple(x.shape)}")
+    if x_adv.dtype != torch.float32:
+        raise AssertionError(f"{what} has dtype {x_adv.dtype}; keep float32 like the input")
+    if not torch.isfinite(x_adv).all():
+        raise AssertionError(f"{what} contains NaN or inf")
+    return x_adv.detach()
+
+
+def _expect_in_ball(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> None:
+    worst = float((x_adv - x).abs().max())
+    if worst > eps + 1e-5:
+        raise AssertionError(
+            f"a pixel moved by {worst:.3f} > ε = {eps}: the perturbation must stay inside the L∞ ball "
+            "of radius ε around x (for PGD: project back with a clamp to [x - ε, x + ε] after every step)"
+        )
+
+
+def _expect_valid_pixels(x_adv: torch.Tensor) -> None:
+    lo, hi = float(x_adv.min()), float(x_adv.max())
+    if lo < 0.0 or hi > 1.0:
+        raise AssertionError(
+            f"pixel values range over [{lo:.3f}, {hi:.3f}], outside [0, 1]: no real image has such pixels, so the "
+            "attack must stay in the valid range. Clip (torch.clamp(x_adv, 0, 1)) after the step — FGSM without "
+            "clipping is a wrong FGSM"
+        )
+
+
+# ------------------------------------------------------------------------------ q1 FGSM
+
+
+def _fgsm_type(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    _expect_image_batch(fgsm(model, x, y, 0.1), x, "fgsm(model, x, y, 0.1)")
+
+
+def _fgsm_no_side_effects(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    before = x.clone()
+    fgsm(model, x, y, 0.1)
+    if not torch.equal(before, x):
+        raise AssertionError("fgsm changed its input x in place; work on a copy (x.clone().detach())")
+
+
+def _fgsm_ball(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    for eps in (0.05, 0.2):
+        _expect_in_ball(fgsm(model, x, y, eps).detach(), x, eps)
+
+
+def _fgsm_range(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    # Digits have many pixels at exactly 0 and 1: an unclipped step leaves [0, 1] at once.
+    _expect_valid_pixels(fgsm(model, x, y, 0.2).detach())
+
+
+def _fgsm_sign(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    x_adv = fgsm(model, x, y, 0.1).detach()
+    clean, adv = _loss(model, x, y), _loss(model, x_adv, y)
+    if not adv > clean:
+        raise AssertionError(
+            f"the loss went from {clean:.3f} on clean inputs to {adv:.3f} on yours: it should go UP. You probably "
+            "stepped with the wrong sign (x - ε·sign(∇x loss)) or took the gradient of the wrong quantity (minus the "
+            "loss, or the true class's probability). FGSM is x + ε·sign(∇x L(f(x), y)), ascending the loss"
+        )
+
+
+def _fgsm_full_step(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    eps = 0.1
+    x_adv = fgsm(model, x, y, eps).detach()
+    delta = (x_adv - x).abs()
+    full = (delta - eps).abs() < 1e-5
+    at_bound = (x_adv <= 1e-6) | (x_adv >= 1 - 1e-6)
+    share = float((full | at_bound).float().mean())
+    if share < 0.9:
+        raise AssertionError(
+            f"only {share:.0%} of the pixels moved by exactly ε (or hit 0/1): FGSM takes the *sign* of the gradient, "
+            "so every pixel moves by the full ε. Did you step along the raw gradient instead?"
+        )
+
+
+def _fgsm_zero(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    if not torch.allclose(fgsm(model, x, y, 0.0).detach(), x):
+        raise AssertionError("with ε = 0 the attack must return the input unchanged")
+
+
+def _fgsm_strong(fgsm: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    acc = _acc(model, fgsm(model, x, y, 0.2).detach(), y)
+    if acc > 0.2:
+        raise AssertionError(f"accuracy under your FGSM at ε = 0.2 is {acc:.0%}; a correct FGSM brings it below 20%")
+
+
+# ------------------------------------------------------------------------------ q2 PGD
+
+
+def _pgd_run(pgd: Callable[..., Any], eps: float = 0.1, steps: int = 10, seed: int = 0) -> torch.Tensor:
+    model, x, y = _fixture()
+    return pgd(model, x, y, eps, eps / 4, steps, seed)
+
+
+def _pgd_type(pgd: Callable[..., Any]) -> None:
+    _, x, _ = _fixture()
+    _expect_image_batch(_pgd_run(pgd), x, "pgd(model, x, y, 0.1, 0.025, 10, 0)")
+
+
+def _pgd_ball_range(pgd: Callable[..., Any]) -> None:
+    _, x, _ = _fixture()
+    for eps in (0.05, 0.2):
+        x_adv = _pgd_run(pgd, eps=eps).detach()
+        _expect_in_ball(x_adv, x, eps)
+        _expect_valid_pixels(x_adv)
+
+
+def _pgd_random_start(pgd: Callable[..., Any]) -> None:
+    _, x, _ = _fixture()
+    a, b = _pgd_run(pgd, steps=0, seed=0).detach(), _pgd_run(pgd, steps=0, seed=1).detach()
+    if torch.allclose(a, x):
+        raise AssertionError("with steps=0 PGD should return the random start, but it returned x: add a uniform "
+                             "random start in [-ε, ε] (then clip to [0, 1])")
+    if torch.allclose(a, b):
+        raise AssertionError("two seeds gave the same random start: draw it with torch.Generator().manual_seed(seed)")
+    if not torch.equal(_pgd_run(pgd, seed=3).detach(), _pgd_run(pgd, seed=3).detach()):
+        raise AssertionError("the same seed gave different results: draw the random start from a seeded generator")
+
+
+def _pgd_sign(pgd: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    adv = _loss(model, _pgd_run(pgd).detach(), y)
+    clean = _loss(model, x, y)
+    if not adv > clean:
+        raise AssertionError(f"PGD lowered the loss ({clean:.3f} → {adv:.3f}): each step must ascend the loss "
+                             "(x + α·sign(∇x loss))")
+
+
+def _pgd_more_steps(pgd: Callable[..., Any]) -> None:
+    model, _, y = _fixture()
+    one = _loss(model, _pgd_run(pgd, steps=1).detach(), y)
+    many = _loss(model, _pgd_run(pgd, steps=20).detach(), y)
+    if many < one - 1e-3:
+        raise AssertionError(f"20 steps gave a lower loss ({many:.3f}) than 1 step ({one:.3f}): the iterations are "
+                             "not building on each other (update x_adv, not x, at every step)")
+
+
+def _pgd_strong(pgd: Callable[..., Any]) -> None:
+    model, _, y = _fixture()
+    acc = _acc(model, _pgd_run(pgd, eps=0.2, steps=20).detach(), y)
+    if acc > 0.1:
+        raise AssertionError(f"accuracy under your PGD at ε = 0.2 is {acc:.0%}; a correct PGD brings it below 10%")
+
+
+# ------------------------------------------------------------------------------ q3 metrics
+
+
+def _toy_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A 2-class identity 'model' whose logits are its inputs, so every number is arithmetic:
+    clean predictions [0, 1, 0, 1] vs labels [0, 1, 1, 1] (3/4 right); adversarial predictions
+    [1, 1, 0, 0] (1/4 right); of the 3 clean-correct inputs, 2 are now wrong (2/3); every
+    adversarial input gets softmax([4, 0]) = 0.98201 confidence in its prediction."""
+    model = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+    x = torch.tensor([[4.0, 0.0], [0.0, 4.0], [4.0, 0.0], [0.0, 4.0]])
+    y = torch.tensor([0, 1, 1, 1])
+    x_adv = torch.tensor([[0.0, 4.0], [0.0, 4.0], [4.0, 0.0], [4.0, 0.0]])
+    return model, x, y, x_adv
+
+
+_METRIC_KEYS = ("clean_accuracy", "adv_accuracy", "success_rate", "mean_confidence")
+
+
+def _metrics_types(attack_metrics: Callable[..., Any]) -> None:
+    model, x, y, x_adv = _toy_case()
+    out = attack_metrics(model, x, y, x_adv)
+    expect_type(out, dict, "attack_metrics(...)")
+    if set(out) != set(_METRIC_KEYS):
+        raise AssertionError(f"the dict's keys should be exactly {list(_METRIC_KEYS)}, got {sorted(out)}")
+    for k in _METRIC_KEYS:
+        expect_type(out[k], float, f"out[{k!r}]")
+
+
+def _metrics_toy(attack_metrics: Callable[..., Any]) -> None:
+    model, x, y, x_adv = _toy_case()
+    out = attack_metrics(model, x, y, x_adv)
+    expected = {"clean_accuracy": 0.75, "adv_accuracy": 0.25, "success_rate": 2 / 3, "mean_confidence": 0.98201}
+    for k, v in expected.items():
+        if abs(out[k] - v) > 1e-4:
+            hint = {
+                "success_rate": "count only inputs the model got right *before* the attack, and among those the share "
+                "it gets wrong after",
+                "mean_confidence": "average, over the adversarial inputs, the softmax probability of the class the "
+                "model predicts (its confidence), not of the true class",
+            }.get(k, "compare argmax predictions with the labels")
+            raise AssertionError(f"on a 4-example toy case {k} is {out[k]:.4f}, expected {v:.4f}: {hint}")
+
+
+def _metrics_identity(attack_metrics: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    out = attack_metrics(model, x, y, x.clone())
+    if out["success_rate"] != 0.0 or out["adv_accuracy"] != out["clean_accuracy"]:
+        raise AssertionError("when x_adv is x the attack changed nothing: success_rate must be 0.0 and adv_accuracy "
+                             "equal to clean_accuracy")
+
+
+# ------------------------------------------------------------------------------ q4 surrogate
+
+
+class _CountingOracle:
+    """A label-only black box around the target that counts the images it was asked about."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.queries = 0
+
+    def __call__(self, x: Any) -> np.ndarray:
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        self.queries += len(xt)
+        with torch.no_grad():
+            return self.model(xt).argmax(1).numpy()
+
+
+def _surrogate_fit(train_surrogate: Callable[..., Any]) -> None:
+    from aisec.data import digits
+
+    model, _, _ = _fixture()
+    data = digits(0)
+    pool, held = data.x_test[:270], data.x_test[270:]
+    oracle = _CountingOracle(model)
+    surrogate = train_surrogate(pool, oracle, 0)
+    if not isinstance(surrogate, nn.Module):
+        raise AssertionError(f"train_surrogate should return a torch nn.Module, got {type(surrogate).__name__}")
+    if surrogate is model:
+        raise AssertionError("that is the target itself: the attacker has no access to it, only to its labels")
+    if oracle.queries == 0:
+        raise AssertionError("the oracle was never queried: label the attacker's pool with query_labels(x_pool)")
+    if oracle.queries > len(pool):
+        raise AssertionError(f"{oracle.queries} queries for a pool of {len(pool)} images: query each image once")
+    with torch.no_grad():
+        xt = torch.as_tensor(held)
+        agree = float((surrogate(xt).argmax(1) == model(xt).argmax(1)).float().mean())
+    if agree < 0.8:
+        raise AssertionError(f"the surrogate agrees with the target on {agree:.0%} of new digits; train it until it "
+                             "agrees on at least 80% (more epochs, or a wider network)")
+
+
+# ------------------------------------------------------------------------------ q5 text evasion
+
+
+def _toy_scorer(texts: list[str]) -> np.ndarray:
+    """A keyword filter: 0.1, plus 0.4 for each of the words "free" and "prize" present.
+    It blocks (score >= 0.5) while either word is intact."""
+    return np.array([0.1 + 0.4 * len({"free", "prize"} & set(t.split())) for t in texts])
+
+
+def _evade_shape(evade_text: Callable[..., Any]) -> None:
+    text = "claim your free prize now"
+    out = evade_text(text, _toy_scorer, 4, HOMOGLYPHS)
+    expect_type(out, str, "evade_text(...)")
+    if len(out) != len(text):
+        raise AssertionError("the result must have the same length: substitute characters, don't insert or delete")
+
+
+def _evade_rules(evade_text: Callable[..., Any]) -> None:
+    text = "claim your free prize now"
+    for budget in (0, 1, 4):
+        out = evade_text(text, _toy_scorer, budget, HOMOGLYPHS)
+        used = substitutions(text, out)
+        if used > budget:
+            raise AssertionError(f"{used} characters changed with an edit budget of {budget}")
+        for a, b in zip(text, out):
+            if a != b and b not in HOMOGLYPHS.get(a, ()):
+                raise AssertionError(f"{a!r} was replaced by {b!r}, which is not one of its homoglyphs")
+
+
+def _evade_works(evade_text: Callable[..., Any]) -> None:
+    text = "claim your free prize now"
+    out = evade_text(text, _toy_scorer, 4, HOMOGLYPHS)
+    if _toy_scorer([out])[0] >= 0.5:
+        raise AssertionError("on a filter that only counts the words 'free' and 'prize', 4 substitutions should "
+                             "evade it (one homoglyph in each word)")
+    if substitutions(text, out) != 2:
+        raise AssertionError(f"evading that filter takes exactly 2 substitutions but you used {substitutions(text, out)}: "
+                             "stop as soon as the score drops below 0.5, and keep a substitution only if it lowers "
+                             "the score")
+
+
+# ------------------------------------------------------------------------------ q6 adversarial training
+
+
+def _advloss(make_adversarial_loss: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    loss_fn = make_adversarial_loss(0.1, 0.025, 5, 0)
+    if not callable(loss_fn):
+        raise AssertionError("make_adversarial_loss should return a function loss_fn(model, xb, yb)")
+    loss = loss_fn(model, x[:64], y[:64])
+    expect_type(loss, torch.Tensor, "loss_fn(model, xb, yb)")
+    if loss.ndim != 0:
+        raise AssertionError(f"the loss should be a scalar tensor, got shape {tuple(loss.shape)}")
+    if not loss.requires_grad:
+        raise AssertionError("the loss does not depend on the model's weights (did you compute it under no_grad?)")
+    clean = _loss(model, x[:64], y[:64])
+    if not float(loss) > clean:
+        raise AssertionError(f"the adversarial loss {float(loss):.3f} is not above the clean loss {clean:.3f}: train "
+                             "on PGD examples crafted against the current model")
+    model.zero_grad()
+
+
+# ------------------------------------------------------------------------------ q7 normalisation
+
+
+def _norm_cases(normalise: Callable[..., Any]) -> None:
+    cases = {
+        "\uff46\uff52\uff45\uff45 prize": ("free prize", "fullwidth letters survive: apply unicodedata.normalize('NFKC', ...)"),
+        "fr\u200bee pri\u200dze": ("free prize", "zero-width characters survive: drop every character whose "
+                                   "unicodedata.category is 'Cf'"),
+        "Free PRIZE, Now!": ("Free PRIZE, Now!", "ordinary text must come back unchanged (keep the case)"),
+    }
+    for text, (want, hint) in cases.items():
+        got = normalise(text)
+        expect_type(got, str, f"normalise({text!r})")
+        if got != want:
+            raise AssertionError(f"normalise({text!r}) gave {got!r}, expected {want!r}: {hint}")
+
+
+def _norm_homoglyphs(normalise: Callable[..., Any]) -> None:
+    for latin, glyphs in HOMOGLYPHS.items():
+        for g in glyphs:
+            got = normalise(f"x{g}x")
+            if got != f"x{latin}x":
+                raise AssertionError(f"{g!r} ({unicodedata.name(g)}) came back as {got[1:-1]!r}; map every "
+                                     f"homoglyph in HOMOGLYPHS back to its Latin letter ({latin!r})")
+
+
+CHECKS: dict[str, list[Check]] = {
+    "q1": [
+        Check("returns a float32 tensor of the input's shape", _fgsm_type),
+        Check("leaves the input untouched", _fgsm_no_side_effects),
+        Check("stays inside the ε-ball", _fgsm_ball),
+        Check("keeps pixels in [0, 1] (clipping)", _fgsm_range),
+        Check("raises the loss (gradient sign)", _fgsm_sign),
+        Check("moves every pixel by the full ε (sign step)", _fgsm_full_step),
+        Check("ε = 0 changes nothing", _fgsm_zero),
+        Check("accuracy ≤ 20% at ε = 0.2", _fgsm_strong),
+    ],
+    "q2": [
+        Check("returns a float32 tensor of the input's shape", _pgd_type),
+        Check("stays inside the ε-ball and in [0, 1]", _pgd_ball_range),
+        Check("seeded uniform random start", _pgd_random_start),
+        Check("raises the loss", _pgd_sign),
+        Check("more steps are not weaker", _pgd_more_steps),
+        Check("accuracy ≤ 10% at ε = 0.2", _pgd_strong),
+    ],
+    "q3": [
+        Check("returns a dict of four floats", _metrics_types),
+        Check("right numbers on a 4-example toy case", _metrics_toy),
+        Check("no attack, no success", _metrics_identity),
+    ],
+    "q4": [
+        Check("a surrogate trained from label queries agrees with the target", _surrogate_fit),
+    ],
+    "q5": [
+        Check("returns a string of the same length", _evade_shape),
+        Check("respects the edit budget and the homoglyph table", _evade_rules),
+        Check("evades a keyword filter with the fewest edits", _evade_works),
+    ],
+    "q6": [
+        Check("returns a differentiable adversarial loss", _advloss),
+    ],
+    "q7": [
+        Check("NFKC, zero-width removal, case kept", _norm_cases),
+        Check("every homoglyph mapped back", _norm_homoglyphs),
+    ],
+}
