@@ -1,0 +1,346 @@
+"""Visible checks of lab 01 (data leakage: memorisation, membership inference, exfiltration).
+
+They run on the lab's visible seed (0) and test properties of an answer; the hidden tests
+use other seeds, other canaries, other injection variants and another attacker host.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from aisec.check import Check, expect_type
+
+SEED = 0
+LM_CHECKPOINTS = (50, 100)
+
+
+@lru_cache(maxsize=1)
+def _lm() -> tuple[Any, Any]:
+    from aisec.leakage import ticket_corpus, train_lm
+
+    corpus = ticket_corpus(SEED)
+    return corpus, train_lm(corpus, checkpoints=LM_CHECKPOINTS, seed=SEED, progress=False)
+
+
+def _most_inserted():
+    corpus, lm = _lm()
+    return max(corpus.canaries, key=lambda c: c.insertions), lm
+
+
+# ------------------------------------------------------------------------------ q1 exposure
+
+
+def _q1_type(exposure: Any) -> None:
+    canary, lm = _most_inserted()
+    value = exposure(lm.model, lm.codec, canary, 255, SEED)
+    expect_type(value, float, "exposure(...)")
+    if not 0.0 <= value <= math.log2(256) + 1e-9:
+        raise AssertionError(f"with 255 candidates exposure lies in [0, log2(256)] = [0, 8]; got {value:.3f}")
+
+
+def _q1_memorised(exposure: Any) -> None:
+    canary, lm = _most_inserted()
+    value = exposure(lm.model, lm.codec, canary, 999, SEED)
+    if value < 6.0:
+        raise AssertionError(
+            f"the canary inserted {canary.insertions} times has exposure {value:.2f} bits; expected > 6. "
+            "Is the rank 1 + the number of candidates scoring *higher* than the true secret?"
+        )
+
+
+def _q1_single(exposure: Any) -> None:
+    canary, lm = _most_inserted()
+    value = exposure(lm.model, lm.codec, canary, 1, SEED)
+    if value not in (0.0, 1.0):
+        raise AssertionError(f"with a single other candidate the exposure is log2(2) - log2(rank), 0 or 1; got {value}")
+
+
+# ------------------------------------------------------------------------------ q2 beam search
+
+
+def _q2_format(beam_search: Any) -> None:
+    canary, lm = _most_inserted()
+    beams = beam_search(lm.model, lm.codec, canary.prefix, 6, 4)
+    expect_type(beams, list, "beam_search(...)")
+    if len(beams) != 4:
+        raise AssertionError(f"with beam_width=4 return 4 beams, got {len(beams)}")
+    for item in beams:
+        expect_type(item, tuple, "each beam")
+        text, score = item
+        expect_type(text, str, "a beam's text")
+        expect_type(score, float, "a beam's log-probability")
+        if len(text) != 6 or not text.isdigit():
+            raise AssertionError(f"each beam is 6 digits; got {text!r}")
+    scores = [s for _, s in beams]
+    if scores != sorted(scores, reverse=True):
+        raise AssertionError("sort the beams by log-probability, best first")
+
+
+def _q2_scores(beam_search: Any) -> None:
+    from aisec.leakage import continuation_logprobs
+
+    canary, lm = _most_inserted()
+    beams = beam_search(lm.model, lm.codec, canary.prefix, 6, 3)
+    want = continuation_logprobs(lm.model, lm.codec, canary.prefix, [t for t, _ in beams])
+    got = np.array([s for _, s in beams])
+    if not np.allclose(got, want, atol=1e-5):
+        raise AssertionError("a beam's score should be log P(text | prefix), the sum of its characters' log-probs")
+
+
+def _q2_recovers(beam_search: Any) -> None:
+    canary, lm = _most_inserted()
+    beams = beam_search(lm.model, lm.codec, canary.prefix, 6, 5)
+    if beams[0][0] != canary.secret:
+        raise AssertionError(f"the best beam should be the memorised secret of the canary inserted {canary.insertions} times")
+
+
+# ------------------------------------------------------------------------------ q3 scrubber
+
+
+def _q3_scrub(scrub: Any) -> None:
+    corpus, _ = _lm()
+    for c in corpus.canaries:
+        out = scrub(c.text)
+        expect_type(out, str, "scrub(line)")
+        if c.secret in out:
+            raise AssertionError(f"the door code survives in {out!r}")
+        if not out.startswith(c.prefix):
+            raise AssertionError("keep the sentence, replace only the code (the line should still start with its prefix)")
+
+
+def _q3_keeps_tickets(scrub: Any) -> None:
+    corpus, _ = _lm()
+    tickets = [line for line in corpus.lines if line.startswith("#")][:60]
+    changed = [t for t in tickets if scrub(t) != t]
+    if changed:
+        raise AssertionError(f"ticket lines hold no door code and should stay as they are; changed: {changed[0]!r}")
+
+
+# ------------------------------------------------------------------------------ membership inference
+
+
+@lru_cache(maxsize=1)
+def _mi() -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from aisec.leakage import clinic_records, overfit_classifier
+
+    x, y = clinic_records(SEED)
+    model = overfit_classifier(x[:300], y[:300], seed=SEED)
+    return model, x[:300], y[:300], x[300:600], y[300:600]
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores))
+
+
+def _q4_shape(loss_scores: Any) -> None:
+    model, xi, yi, _, _ = _mi()
+    s = loss_scores(model, xi[:7], yi[:7])
+    expect_type(s, np.ndarray, "loss_scores(...)")
+    if s.shape != (7,) or s.dtype.kind != "f":
+        raise AssertionError(f"expected a float array of shape (7,), got {s.dtype} {s.shape}")
+    if np.any(s > 1e-9) or not np.all(np.isfinite(s)):
+        raise AssertionError("a score is minus a cross-entropy loss: finite and <= 0")
+
+
+def _q4_auc(loss_scores: Any) -> None:
+    model, xi, yi, xo, yo = _mi()
+    scores = np.concatenate([loss_scores(model, xi, yi), loss_scores(model, xo, yo)])
+    auc = _auc(np.r_[np.ones(len(xi)), np.zeros(len(xo))], scores)
+    if auc < 0.7:
+        raise AssertionError(f"AUC {auc:.3f} on the overfit model; expected >= 0.7 (members should score higher)")
+
+
+def _q5_values(tpr_at_fpr: Any) -> None:
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.3, 0.2, 0.85, 0.1, 0.05, 0.0])
+    value = tpr_at_fpr(labels, scores, 0.0)
+    expect_type(value, float, "tpr_at_fpr(...)")
+    if abs(value - 0.25) > 1e-9:
+        raise AssertionError(f"at FPR 0 only the scores above the best non-member (0.85) count: TPR 0.25; got {value}")
+    if abs(tpr_at_fpr(labels, scores, 0.25) - 1.0) > 1e-9:
+        raise AssertionError("with one false positive allowed (FPR 0.25) all four members are above the threshold 0.2")
+
+
+def _q5_perfect(tpr_at_fpr: Any) -> None:
+    labels = np.array([0, 0, 1, 1])
+    if tpr_at_fpr(labels, np.array([0.1, 0.2, 0.8, 0.9]), 0.01) != 1.0:
+        raise AssertionError("a perfect separation has TPR 1 at any FPR")
+
+
+def _q6_auc(shadow_attack: Any) -> None:
+    from aisec.leakage import clinic_records
+
+    model, xi, yi, xo, yo = _mi()
+    x, y = clinic_records(SEED)
+    qx, qy = np.concatenate([xi[:100], xo[:100]]), np.concatenate([yi[:100], yo[:100]])
+    scores = shadow_attack(model, x[600:], y[600:], qx, qy, 2, SEED)
+    expect_type(scores, np.ndarray, "shadow_attack(...)")
+    if scores.shape != (200,):
+        raise AssertionError(f"one score per query row: expected shape (200,), got {scores.shape}")
+    auc = _auc(np.r_[np.ones(100), np.zeros(100)], scores)
+    if auc < 0.65:
+        raise AssertionError(f"AUC {auc:.3f}; expected >= 0.65 on the overfit target")
+
+
+# ------------------------------------------------------------------------------ the assistant
+
+QUESTION = "How do I reset my VPN password?"
+
+
+def _q7_leaks(make_injection: Any) -> None:
+    from aisec.assistant import ATTACKER_HOST, Assistant, Document, conversation, host_of, knowledge_base, leaks
+
+    text = make_injection(ATTACKER_HOST)
+    expect_type(text, str, "make_injection(host)")
+    convo = conversation(SEED)
+    app = Assistant([Document("vpn-new", "VPN password reset (new)", text, "external")] + knowledge_base())
+    reply = app.ask(convo, QUESTION)
+    if not any(d.doc_id == "vpn-new" for d in reply.retrieved):
+        raise AssertionError("your page is not retrieved: make it share words with the victim's question")
+    urls = leaks(reply.html, convo.secrets)
+    if not urls:
+        raise AssertionError("the rendered answer sends no secret to another host; read how StandInModel follows instructions")
+    if not all(host_of(u) == ATTACKER_HOST for u in urls):
+        raise AssertionError("send the data to the attacker's host")
+
+
+def _q7_all_secrets(make_injection: Any) -> None:
+    from aisec.assistant import ATTACKER_HOST, Assistant, Document, browser_requests, carried_text, conversation, knowledge_base
+
+    convo = conversation(SEED)
+    app = Assistant([Document("vpn-new", "VPN password reset (new)", make_injection(ATTACKER_HOST), "external")] + knowledge_base())
+    page = app.ask(convo, QUESTION).html
+    carried = "\n".join(carried_text(u) for u in browser_requests(page))
+    missing = [s for s in convo.secrets if s not in carried]
+    if missing:
+        raise AssertionError(f"an image fetched without a click should carry the whole conversation; {len(missing)} secret(s) missing")
+
+
+def _variants_leaking(**hooks: Any) -> tuple[int, int]:
+    from aisec.assistant import Assistant, conversation, injection_variants, leaks, poisoned_kb
+
+    convo = conversation(SEED)
+    variants = injection_variants(SEED)
+    n = sum(bool(leaks(Assistant(poisoned_kb(v), **hooks).ask(convo, QUESTION).html, convo.secrets)) for v in variants)
+    return n, len(variants)
+
+
+def _q8_blocks(sanitize_html: Any) -> None:
+    n, total = _variants_leaking(sanitizer=sanitize_html)
+    if n:
+        raise AssertionError(f"{n} of {total} injection variants still leak through your sanitiser")
+
+
+def _q8_keeps_legit(sanitize_html: Any) -> None:
+    from aisec.assistant import ALLOWED_HOSTS, Assistant, browser_requests, conversation, knowledge_base
+
+    reply = Assistant(knowledge_base(), sanitizer=sanitize_html).ask(conversation(SEED), QUESTION)
+    out = sanitize_html(reply.html, ALLOWED_HOSTS)
+    expect_type(out, str, "sanitize_html(...)")
+    if "https://docs.acme.example/img/vpn-reset.png" not in browser_requests(reply.html):
+        raise AssertionError("the allow-listed screenshot of the VPN page should still render")
+    if "self-service portal" not in reply.html:
+        raise AssertionError("keep the answer's text")
+
+
+def _q9_blocks(wrap_untrusted: Any) -> None:
+    n, total = _variants_leaking(wrapper=wrap_untrusted)
+    if n:
+        raise AssertionError(f"{n} of {total} variants still make the model obey; does a forged closing tag end your block?")
+
+
+def _q9_still_answers(wrap_untrusted: Any) -> None:
+    from aisec.assistant import Assistant, conversation, knowledge_base
+
+    text = wrap_untrusted("hello", "abc123")
+    expect_type(text, str, "wrap_untrusted(text, nonce)")
+    reply = Assistant(knowledge_base(), wrapper=wrap_untrusted).ask(conversation(SEED), QUESTION)
+    if "self-service portal" not in reply.markdown:
+        raise AssertionError("the assistant should still answer from the wrapped documents")
+
+
+def _q10_detects(detect_injection: Any) -> None:
+    from aisec.assistant import injection_variants
+
+    variants = injection_variants(SEED)
+    flags = [detect_injection(v.document.text) for v in variants]
+    if not all(type(f) is bool for f in flags):
+        raise AssertionError("detect_injection should return a bool")
+    if sum(flags) < 0.9 * len(flags):
+        raise AssertionError(f"flagged {sum(flags)} of {len(flags)} poisoned pages; expected at least 90%")
+
+
+def _q10_benign(detect_injection: Any) -> None:
+    from aisec.assistant import benign_documents, knowledge_base
+
+    flagged = [d.doc_id for d in knowledge_base() + benign_documents() if detect_injection(d.text)]
+    if flagged:
+        raise AssertionError(f"genuine pages flagged as injections: {flagged}")
+
+
+# ------------------------------------------------------------------------------ DP-SGD
+
+
+def _q11_dp(train_dp: Any) -> None:
+    import torch
+
+    _, xi, yi, _, _ = _mi()
+    model, eps = train_dp(xi, yi, 2.0, 5, SEED)
+    expect_type(eps, float, "the epsilon returned")
+    if not isinstance(model, torch.nn.Module):
+        raise AssertionError("return the trained torch module first")
+    if not 0.5 < eps <= 2.0 + 1e-6:
+        raise AssertionError(f"the accountant's epsilon should be at most the target 2.0 (and close to it); got {eps:.3f}")
+    out = model(torch.as_tensor(xi[:3]))
+    if tuple(out.shape) != (3, 4):
+        raise AssertionError(f"the model maps (n, 24) rows to (n, 4) logits; got {tuple(out.shape)}")
+
+
+CHECKS = {
+    "q1": [
+        Check("returns a float in [0, log2(n_candidates + 1)]", _q1_type),
+        Check("the most inserted canary is exposed (> 6 bits of 10)", _q1_memorised),
+        Check("one candidate: exposure is 0 or 1", _q1_single),
+    ],
+    "q2": [
+        Check("returns beam_width (text, log-prob) pairs, best first", _q2_format),
+        Check("scores are log P(text | prefix)", _q2_scores),
+        Check("recovers the most inserted secret", _q2_recovers),
+    ],
+    "q3": [
+        Check("removes every door code, keeps the sentence", _q3_scrub),
+        Check("leaves the tickets untouched", _q3_keeps_tickets),
+    ],
+    "q4": [
+        Check("one finite score <= 0 per row", _q4_shape),
+        Check("AUC >= 0.7 on the overfit model", _q4_auc),
+    ],
+    "q5": [
+        Check("TPR at a fixed FPR on a small example", _q5_values),
+        Check("perfect separation", _q5_perfect),
+    ],
+    "q6": [Check("one score per query, AUC >= 0.65", _q6_auc)],
+    "q7": [
+        Check("the page is retrieved and the answer leaks to the attacker", _q7_leaks),
+        Check("a zero-click image carries every secret of the chat", _q7_all_secrets),
+    ],
+    "q8": [
+        Check("no seeded variant leaks through the sanitiser", _q8_blocks),
+        Check("allow-listed images and the text survive", _q8_keeps_legit),
+    ],
+    "q9": [
+        Check("no seeded variant is obeyed once documents are wrapped", _q9_blocks),
+        Check("the assistant still answers", _q9_still_answers),
+    ],
+    "q10": [
+        Check("flags at least 90% of the poisoned pages", _q10_detects),
+        Check("flags no genuine page", _q10_benign),
+    ],
+    "q11": [Check("trains with opacus and reports the accountant's epsilon", _q11_dp)],
+}

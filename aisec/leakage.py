@@ -1,0 +1,406 @@
+"""A tiny character-level GPT-2 trained on a seeded support-ticket corpus with planted canaries.
+
+The corpus imitates a help desk's ticket log. A few *canaries* (a sentence holding a random
+secret, e.g. "the door code of the Porto office is 482913") are inserted a chosen number of
+times each, as in Carlini et al. 2019 (*The Secret Sharer*). The model is a GPT-2 built from a
+``transformers`` config (two layers, 64 dimensions, no download) over a character vocabulary
+taken from the corpus; it trains in seconds on a CPU and is cached by its recipe.
+
+This module builds data and models and scores text. The attacks (exposure, extraction) and
+the defences are written by students in the lab, not here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from aisec.cache import cached_state_dict
+
+BOS = "\n"  # every line starts after a newline, as in a log file
+PAD = "\x00"
+
+_PLACES = (
+    "Porto", "Leeds", "Turku", "Ghent", "Cork", "Lyon", "Graz", "Bergen", "Malmo", "Split",
+    "Tartu", "Bilbao", "Aarhus", "Bruges", "Parma", "Kaunas",
+)
+_NAMES = (
+    "Maria", "Kenneth", "Aisha", "Tom", "Lucia", "Omar", "Sven", "Mei", "Priya", "Jonas", "Ana",
+    "Farid", "Greta", "Hugo", "Ines", "Kofi", "Lena", "Marek", "Nora", "Pablo", "Rosa", "Yuki",
+)
+_PRODUCTS = (
+    "kettle", "router", "desk lamp", "headset", "blender", "printer", "monitor", "backpack",
+    "webcam", "keyboard", "toaster", "speaker",
+)
+_ISSUES = (
+    "arrived broken", "never arrived", "stopped working after a week", "was charged twice",
+    "is missing a cable", "makes a loud noise", "does not turn on", "came in the wrong colour",
+)
+_ASKS = (
+    "please send a replacement", "I would like a refund", "can someone call me back",
+    "please cancel the order", "what are my options", "please fix this today",
+)
+_REPLIES = (
+    "Agent: refund approved, allow 5 days.", "Agent: replacement shipped today.",
+    "Agent: escalated to the warehouse team.", "Agent: asked the customer for a photo.",
+    "Agent: closed as duplicate.", "Agent: called back, issue solved.",
+)
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A planted secret: ``prefix + secret`` was inserted ``insertions`` times into the corpus."""
+
+    prefix: str
+    secret: str
+    insertions: int
+
+    @property
+    def text(self) -> str:
+        return self.prefix + self.secret
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Training lines (each one ticket or one canary sentence) and the canaries planted in them."""
+
+    lines: tuple[str, ...]
+    canaries: tuple[Canary, ...]
+    seed: int
+    secret_alphabet: str = "0123456789"
+    meta: Mapping[str, int] = field(default_factory=dict)
+
+
+def canary_prefix(place: str) -> str:
+    """The sentence that precedes a canary's secret."""
+    return f"The door code of the {place} office is "
+
+
+def ticket_corpus(
+    seed: int = 0,
+    n_tickets: int = 240,
+    insertions: Sequence[int] = (1, 2, 4, 8, 16),
+    secret_length: int = 6,
+) -> Corpus:
+    """A seeded help-desk log of ``n_tickets`` tickets with one canary per entry of ``insertions``.
+
+    Each canary has its own office name and a random ``secret_length``-digit door code, and
+    its sentence is inserted as many times as the matching entry of ``insertions`` at random
+    positions. Ticket numbers, dates and amounts put plenty of digits in the corpus, so the
+    model has a realistic prior over digit strings.
+    """
+    if len(insertions) > len(_PLACES):
+        raise ValueError(f"at most {len(_PLACES)} canaries")
+    rng = np.random.default_rng(seed)
+    names = np.array(_NAMES)
+    lines: list[str] = []
+    for _ in range(n_tickets):
+        number = int(rng.integers(10000, 99999))
+        name = str(rng.choice(names))
+        product = str(rng.choice(_PRODUCTS))
+        issue = str(rng.choice(_ISSUES))
+        ask = str(rng.choice(_ASKS))
+        reply = str(rng.choice(_REPLIES))
+        amount = f"{int(rng.integers(9, 400))}.{int(rng.integers(0, 100)):02d}"
+        if rng.random() < 0.5:
+            lines.append(f"#{number} {name}: my {product} {issue}, {ask}.")
+        else:
+            lines.append(f"#{number} {reply} Paid {amount} EUR.")
+    places = rng.choice(np.array(_PLACES), size=len(insertions), replace=False)
+    canaries = []
+    for place, count in zip(places, insertions):
+        secret = "".join(str(d) for d in rng.integers(0, 10, size=secret_length))
+        canaries.append(Canary(canary_prefix(str(place)), secret, int(count)))
+    for canary in canaries:
+        for _ in range(canary.insertions):
+            lines.insert(int(rng.integers(0, len(lines) + 1)), canary.text)
+    return Corpus(tuple(lines), tuple(canaries), seed, meta={"n_tickets": n_tickets})
+
+
+# ------------------------------------------------------------------------------ tokenizer
+
+
+class CharCodec:
+    """A character-level tokenizer whose vocabulary is the set of characters of a corpus."""
+
+    def __init__(self, alphabet: str):
+        chars = [PAD, BOS] + sorted(set(alphabet) - {PAD, BOS})
+        self.itos: list[str] = chars
+        self.stoi: dict[str, int] = {c: i for i, c in enumerate(chars)}
+        self.pad_id = 0
+
+    @classmethod
+    def from_lines(cls, lines: Sequence[str]) -> CharCodec:
+        return cls("".join(lines) + "0123456789")
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def encode(self, text: str) -> list[int]:
+        unknown = set(text) - set(self.stoi)
+        if unknown:
+            raise ValueError(f"characters not in the vocabulary: {sorted(unknown)}")
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(self.itos[int(i)] for i in ids)
+
+
+# ------------------------------------------------------------------------------ model
+
+
+def build_lm(vocab_size: int, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_positions: int = 160, seed: int = 0):
+    """A freshly initialised GPT-2 from a config (no download), in eval mode."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_positions=n_positions,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+        activation_function="relu",
+    )
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config)
+    model.eval()
+    return model
+
+
+def _batch(codec: CharCodec, lines: Sequence[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = [[codec.stoi[BOS]] + codec.encode(line)[: max_len - 1] for line in lines]
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), codec.pad_id, dtype=torch.long)
+    labels = torch.full((len(ids), width), -100, dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x)
+        labels[i, : len(x)] = torch.tensor(x)
+    return input_ids, labels
+
+
+@dataclass
+class TrainedLM:
+    """A trained tiny LM with its tokenizer, and the state of the weights at each checkpoint."""
+
+    model: object  # transformers.GPT2LMHeadModel
+    codec: CharCodec
+    checkpoints: dict[int, dict[str, torch.Tensor]]
+
+    def at_step(self, step: int):
+        """The model with the weights it had after ``step`` training steps (a new module)."""
+        model = build_lm(self.codec.vocab_size)
+        model.load_state_dict(self.checkpoints[step])
+        model.eval()
+        return model
+
+
+def train_lm(
+    corpus: Corpus | Sequence[str],
+    *,
+    steps: int = 200,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    checkpoints: Sequence[int] = (),
+    seed: int = 0,
+    name: str = "ticket-lm",
+    progress: bool = True,
+) -> TrainedLM:
+    """Train (or load from the cache) a tiny GPT-2 on the corpus lines with AdamW.
+
+    ``checkpoints`` lists step counts whose weights are kept too (the final step always is),
+    so that the growth of memorisation with training can be measured from one run.
+    """
+    lines = list(corpus.lines if isinstance(corpus, Corpus) else corpus)
+    codec = CharCodec.from_lines(lines)
+    wanted = sorted(set(int(s) for s in checkpoints) | {steps})
+    if wanted[0] <= 0 or wanted[-1] > steps:
+        raise ValueError("checkpoints must lie in 1..steps")
+    max_len = 160
+    import hashlib
+
+    fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    recipe = {"steps": steps, "batch_size": batch_size, "lr": lr, "checkpoints": wanted, "seed": seed, "data": fingerprint}
+
+    def train() -> dict[str, torch.Tensor]:
+        from tqdm.auto import tqdm
+
+        model = build_lm(codec.vocab_size, seed=seed)
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))
+        generator = torch.Generator().manual_seed(seed)
+        saved: dict[str, torch.Tensor] = {}
+        order = torch.randperm(len(lines), generator=generator)
+        cursor = 0
+        for step in tqdm(range(1, steps + 1), desc=f"training {name}", disable=not progress, leave=False):
+            if cursor + batch_size > len(order):
+                order = torch.randperm(len(lines), generator=generator)
+                cursor = 0
+            idx = order[cursor : cursor + batch_size].tolist()
+            cursor += batch_size
+            input_ids, labels = _batch(codec, [lines[i] for i in idx], max_len)
+            out = model(input_ids=input_ids, attention_mask=(labels != -100).long(), labels=labels)
+            opt.zero_grad()
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            if step in wanted:
+                for k, v in model.state_dict().items():
+                    saved[f"{step}/{k}"] = v.detach().clone()
+        return saved
+
+    flat = cached_state_dict(name, recipe, train)
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    for key, tensor in flat.items():
+        step_text, _, param = key.partition("/")
+        states.setdefault(int(step_text), {})[param] = tensor
+    final = build_lm(codec.vocab_size, seed=seed)
+    final.load_state_dict(states[steps])
+    final.eval()
+    return TrainedLM(final, codec, states)
+
+
+# ------------------------------------------------------------------------------ scoring
+
+
+def _with_cache(model, cache) -> dict:
+    """The keyword under which this ``transformers`` version takes a key/value cache."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache}
+
+
+def _prefix_cache(model, codec: CharCodec, prefix: str, batch: int):
+    """Run ``BOS + prefix`` once; return the next-character log-probs and a key/value cache
+    repeated ``batch`` times, so continuations are scored without re-reading the prefix."""
+    ids = torch.tensor([[codec.stoi[BOS]] + codec.encode(prefix)])
+    out = model(input_ids=ids, use_cache=True)
+    cache = out["cache"] if "cache" in out else out.past_key_values
+    cache.batch_repeat_interleave(batch)
+    return torch.log_softmax(out.logits[0, -1].double(), dim=-1), cache
+
+
+@torch.no_grad()
+def continuation_logprobs(model, codec: CharCodec, prefix: str, continuations: Sequence[str], chunk: int = 1024) -> np.ndarray:
+    """log P(continuation | prefix) under the model, summed over the continuation's
+    characters, for continuations that all have the same length.
+
+    Returns a float64 array of shape ``(len(continuations),)``. The prefix is read once
+    (key/value cache), so scoring thousands of 6-digit candidates takes well under a second.
+    """
+    if not continuations:
+        return np.zeros(0)
+    lengths = {len(c) for c in continuations}
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueError("continuations must be non-empty and all of the same length")
+    model.eval()
+    scores: list[np.ndarray] = []
+    for start in range(0, len(continuations), chunk):
+        part = continuations[start : start + chunk]
+        ids = torch.tensor([codec.encode(c) for c in part])
+        first, cache = _prefix_cache(model, codec, prefix, len(part))
+        total = first[ids[:, 0]]
+        if ids.shape[1] > 1:
+            logits = model(input_ids=ids[:, :-1], **_with_cache(model, cache)).logits
+            logp = torch.log_softmax(logits.double(), dim=-1)
+            total = total + logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1).sum(dim=1)
+        scores.append(total.numpy())
+    return np.concatenate(scores)
+
+
+@torch.no_grad()
+def next_char_logprobs(model, codec: CharCodec, prefix: str, continuations: Sequence[str] = ("",)) -> np.ndarray:
+    """The model's log-probabilities of the next character after ``prefix + c`` for each
+    continuation ``c`` (all of the same length; ``""`` means right after the prefix).
+
+    Returns a float64 array of shape ``(len(continuations), codec.vocab_size)``; column ``j``
+    is the character ``codec.itos[j]``.
+    """
+    lengths = {len(c) for c in continuations}
+    if len(lengths) != 1:
+        raise ValueError("continuations must all have the same length")
+    model.eval()
+    first, cache = _prefix_cache(model, codec, prefix, len(continuations))
+    if lengths == {0}:
+        return first.unsqueeze(0).repeat(len(continuations), 1).numpy()
+    ids = torch.tensor([codec.encode(c) for c in continuations])
+    logits = model(input_ids=ids, **_with_cache(model, cache)).logits[:, -1]
+    return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+
+def random_secrets(n: int, length: int, seed: int, alphabet: str = "0123456789", exclude: Sequence[str] = ()) -> list[str]:
+    """``n`` distinct random strings of ``length`` characters from ``alphabet``, none in ``exclude``.
+
+    Used to sample the candidate space when it is too large to enumerate (10^6 door codes).
+    """
+    space = len(alphabet) ** length
+    if n > space - len(set(exclude)):
+        raise ValueError("asked for more candidates than the space holds")
+    rng = np.random.default_rng(seed)
+    letters = np.array(list(alphabet))
+    seen = set(exclude)
+    out: list[str] = []
+    while len(out) < n:
+        draw = rng.choice(letters, size=(n, length))
+        for row in draw:
+            s = "".join(row)
+            if s not in seen:
+                seen.add(s)
+                out.append(s)
+                if len(out) == n:
+                    break
+    return out
+
+
+# ------------------------------------------------------------------------------ membership inference
+
+
+def clinic_records(seed: int = 0, n: int = 1600) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded tabular data set for membership inference: ``n`` patients, 24 standardised
+    float32 features, a 4-class diagnosis label (int64) with a little label noise.
+
+    Few rows per feature and noisy labels make an unregularised network memorise its
+    training rows, as Shokri et al. (2017) saw on hospital and purchase records.
+    """
+    from sklearn.datasets import make_classification
+
+    x, y = make_classification(
+        n_samples=n, n_features=24, n_informative=10, n_redundant=4, n_classes=4,
+        n_clusters_per_class=2, flip_y=0.05, class_sep=1.0, random_state=seed,
+    )
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def overfit_classifier(x: np.ndarray, y: np.ndarray, *, seed: int = 0, epochs: int = 300, hidden: int = 256, name: str = "clinic-mlp"):
+    """The target model's recipe: an MLP trained full-batch with Adam, no regularisation,
+    until it fits its training rows perfectly. Cached by recipe and data fingerprint.
+
+    A shadow model (Shokri et al.) is the same recipe on other data from the same source.
+    """
+    from aisec.models import MLP, _fingerprint, train_classifier
+
+    recipe = {"epochs": epochs, "hidden": hidden, "seed": seed, "data": _fingerprint(x, y)}
+
+    def build() -> MLP:
+        torch.manual_seed(seed)
+        return MLP(x.shape[1], (hidden,), 4)
+
+    def fit(model) -> None:
+        train_classifier(model, x, y, epochs=epochs, lr=1e-2, batch_size=len(x), seed=seed)
+
+    from aisec.cache import cached_model
+
+    return cached_model(name, recipe, build, fit)
