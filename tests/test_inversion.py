@@ -1,0 +1,198 @@
+"""Unit tests of aisec.inversion (lab 02's API wrapper, data set and measuring helpers) and of
+the lab's visible checks on unanswered stubs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from aisec import inversion
+from aisec.check import CheckFailed, check
+from aisec.models import MLP, predict_proba
+
+
+@pytest.fixture
+def tiny_model() -> MLP:
+    torch.manual_seed(0)
+    return MLP(8, (16,), 3).eval()
+
+
+@pytest.fixture
+def rows() -> np.ndarray:
+    return np.random.default_rng(0).random((50, 8)).astype(np.float32)
+
+
+# ------------------------------------------------------------------------ medical records
+
+
+def test_medical_records_are_seeded_and_well_formed() -> None:
+    a, b, c = inversion.medical_records(300, seed=3), inversion.medical_records(300, seed=3), inversion.medical_records(300, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+    assert list(a.columns) == [
+        "patient_id", "age", "sex", "weight_kg", "smoker", "amiodarone", "genotype", "weekly_dose_mg", "dose_band",
+    ]
+    assert a["patient_id"].is_unique
+    assert set(a["genotype"]) <= set(inversion.GENOTYPES)
+    assert set(a["dose_band"]) == set(inversion.DOSE_BANDS)
+    assert a["age"].between(20, 90).all() and a["sex"].isin(["F", "M"]).all()
+    with pytest.raises(ValueError):
+        inversion.medical_records(5)
+
+
+def test_genotype_follows_its_prior_and_drives_the_dose() -> None:
+    df = inversion.medical_records(6000, seed=1)
+    freq = df["genotype"].value_counts(normalize=True)
+    for g, p in inversion.GENOTYPE_PRIOR.items():
+        assert abs(freq[g] - p) < 0.03, (g, freq[g], p)
+    dose = df.groupby("genotype")["weekly_dose_mg"].mean()
+    assert dose["AA"] < dose["AG"] < dose["GG"], "the sensitive attribute must matter to the label"
+    bands = df.groupby("genotype")["dose_band"].agg(lambda s: s.value_counts().idxmax())
+    assert bands["AA"] == "low" and bands["GG"] == "high"
+
+
+def test_encode_records_and_labels() -> None:
+    df = inversion.medical_records(40, seed=0)
+    x = inversion.encode_records(df)
+    assert x.dtype == np.float32 and x.shape == (40, len(inversion.FEATURES))
+    onehot = x[:, -3:]
+    assert np.array_equal(onehot.sum(axis=1), np.ones(40, dtype=np.float32))
+    assert np.array_equal(np.array(inversion.GENOTYPES)[onehot.argmax(axis=1)], df["genotype"].to_numpy())
+    assert np.allclose(x[:, 0], df["age"] / 100) and np.array_equal(x[:, 1], (df["sex"] == "M").astype(np.float32))
+    changed = inversion.encode_records(df.assign(genotype="AA"))
+    assert np.array_equal(changed[:, :5], x[:, :5]) and (changed[:, -1] == 1).all()
+    y = inversion.dose_labels(df)
+    assert y.dtype == np.int64 and np.array_equal(np.array(inversion.DOSE_BANDS)[y], df["dose_band"].to_numpy())
+    with pytest.raises(ValueError, match="unknown genotype"):
+        inversion.encode_records(df.assign(genotype="XX"))
+
+
+# -------------------------------------------------------------------------------- the API
+
+
+def test_api_without_defence_returns_the_softmax_and_counts_rows(tiny_model: MLP, rows: np.ndarray) -> None:
+    api = inversion.ConfidenceAPI(tiny_model)
+    p = api.query(rows)
+    assert p.dtype == np.float64 and p.shape == (50, 3)
+    assert np.allclose(p, predict_proba(tiny_model, rows), atol=1e-6)
+    assert api.n_queries == 50
+    one = api.query(rows[0])
+    assert one.shape == (3,) and np.allclose(one, p[0])
+    assert api.n_queries == 51 and api.n_classes == 3
+    api.reset()
+    assert api.n_queries == 0
+    with pytest.raises(ValueError):
+        api.query(np.zeros((2, 2, 8)))
+
+
+def test_rounding_keeps_the_label_and_quantises(tiny_model: MLP, rows: np.ndarray) -> None:
+    exact = inversion.ConfidenceAPI(tiny_model).query(rows)
+    rounded = inversion.ConfidenceAPI(tiny_model, decimals=1).query(rows)
+    assert np.allclose(rounded * 10, np.round(rounded * 10))
+    assert np.abs(rounded - exact).max() <= 0.05 + 1e-9
+    two = inversion.ConfidenceAPI(tiny_model, decimals=2).query(rows)
+    assert np.abs(two - exact).max() <= 0.005 + 1e-9 and not np.allclose(two, rounded)
+
+
+def test_top1_only_returns_one_hot_labels(tiny_model: MLP, rows: np.ndarray) -> None:
+    exact = inversion.ConfidenceAPI(tiny_model).query(rows)
+    top1 = inversion.ConfidenceAPI(tiny_model, top1_only=True).query(rows)
+    assert set(np.unique(top1)) == {0.0, 1.0} and np.array_equal(top1.sum(axis=1), np.ones(50))
+    assert np.array_equal(top1.argmax(axis=1), exact.argmax(axis=1))
+
+
+def test_noise_is_fresh_seeded_and_stays_a_distribution(tiny_model: MLP, rows: np.ndarray) -> None:
+    api = inversion.ConfidenceAPI(tiny_model, noise_std=0.05, seed=7)
+    first, second = api.query(rows), api.query(rows)
+    assert not np.allclose(first, second), "noise must be drawn afresh on every query"
+    assert (first >= 0).all() and np.allclose(first.sum(axis=1), 1.0)
+    again = inversion.ConfidenceAPI(tiny_model, noise_std=0.05, seed=7).query(rows)
+    assert np.array_equal(first, again)
+    exact = inversion.ConfidenceAPI(tiny_model).query(rows)
+    assert 0.005 < np.abs(first - exact).mean() < 0.1
+
+
+def test_query_budget_is_enforced_before_answering(tiny_model: MLP, rows: np.ndarray) -> None:
+    api = inversion.ConfidenceAPI(tiny_model, max_queries=60)
+    api.query(rows)
+    with pytest.raises(inversion.QueryBudgetExceeded):
+        api.query(rows[:11])
+    assert api.n_queries == 50, "a refused query is not charged"
+    api.query(rows[:10])
+    assert api.n_queries == 60
+
+
+def test_api_rejects_bad_options(tiny_model: MLP) -> None:
+    with pytest.raises(ValueError):
+        inversion.ConfidenceAPI(tiny_model, decimals=-1)
+    with pytest.raises(ValueError):
+        inversion.ConfidenceAPI(tiny_model, noise_std=-0.1)
+
+
+# ----------------------------------------------------------------- models and measures
+
+
+def test_records_classifier_learns_and_is_cached(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AISEC_CACHE", str(tmp_path))
+    torch.set_num_threads(1)
+    df = inversion.medical_records(500, seed=2)
+    model = inversion.records_classifier(df.iloc[:400], epochs=15, seed=2)
+    files = list(tmp_path.glob("records-mlp-*.safetensors"))
+    assert len(files) == 1
+    x, y = inversion.encode_records(df.iloc[400:]), inversion.dose_labels(df.iloc[400:])
+    acc = float(np.mean(predict_proba(model, x).argmax(axis=1) == y))
+    majority = float(np.bincount(y).max() / len(y))
+    assert acc > majority + 0.1, (acc, majority)
+    again = inversion.records_classifier(df.iloc[:400], epochs=15, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert len(list(tmp_path.glob("records-mlp-*.safetensors"))) == 1
+    inversion.records_classifier(df.iloc[:400], epochs=15, seed=2, weight_decay=0.1)
+    assert len(list(tmp_path.glob("records-mlp-*.safetensors"))) == 2, "another recipe trains another model"
+
+
+def test_independent_judge_and_class_means() -> None:
+    from aisec.data import digits
+
+    split = digits(seed=0)
+    judge = inversion.independent_digit_classifier(split.x_test, split.y_test, seed=0)
+    assert judge.score(split.x_train, split.y_train) > 0.9
+    means = inversion.class_means(split.x_train, split.y_train)
+    assert means.shape == (10, 64)
+    assert np.allclose(means[3], split.x_train[split.y_train == 3].mean(axis=0), atol=1e-6)
+    # the mean of a class is recognised as that class: the yardstick of an inversion
+    assert (judge.predict(means) == np.arange(10)).mean() >= 0.9
+
+
+def test_import_has_no_side_effects() -> None:
+    import subprocess
+    import sys
+
+    code = "import random, numpy as np; s = np.random.get_state()[1][0]; import aisec.inversion, aisec.checks.lab02; print(np.random.get_state()[1][0] == s)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "True"
+
+
+# ------------------------------------------------------------------------- visible checks
+
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4", "q5"])
+def test_visible_checks_fail_on_the_untouched_stub(question: str) -> None:
+    with pytest.raises(CheckFailed):
+        check(f"lab02.{question}", _stub, quiet=True)
+
+
+def test_visible_checks_catch_wrong_answers() -> None:
+    with pytest.raises(CheckFailed):
+        check("lab02.q1", lambda images: torch.zeros(images.shape[0]), quiet=True)  # no variation counted
+    with pytest.raises(CheckFailed):  # vertical neighbours only
+        check("lab02.q1", lambda im: (im.reshape(-1, 8, 8).diff(dim=1)).abs().sum(dim=(1, 2)), quiet=True)
+    with pytest.raises(CheckFailed):  # returns the start unchanged
+        check("lab02.q2", lambda model, targets, x0, steps=100, lr=0.05, tv_weight=0.0: np.tile(x0, (len(targets), 1)), quiet=True)
+    with pytest.raises(CheckFailed):  # guesses the most common genotype without querying
+        check("lab02.q4", lambda api, people, prior: ["AG"] * len(people), quiet=True)
