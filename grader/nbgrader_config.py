@@ -32,14 +32,33 @@ c.IncludeHeaderFooter.header = os.path.join(ROOT, "grader", "header.ipynb")
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Autograding: execute, then judge every test cell by the values its hidden tests recorded,
-# compared outside the student's kernel with the reference run (aisec.grading.judge).
+# Autograding: execute in the sandbox (aisec.grading.sandbox: bubblewrap, no network, no view of
+# the course), then judge every test cell by the values its hidden tests recorded, compared
+# outside the student's kernel with the reference run (aisec.grading.judge). Plain
+# `nbgrader autograde` runs serially through the same sandbox; `aisec-grade class` runs the
+# sandboxes in parallel on Dask and loads their outputs here (see grader/GRADING.md).
 c.Execute.timeout = int(os.environ.get("AISEC_CELL_TIMEOUT", "300"))
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
+c.SandboxExecute.source_root = os.path.join(ROOT, "solutions")
+c.SandboxExecute.release_root = os.path.join(ROOT, "labs")
+c.SandboxExecute.runs_dir = os.path.join(WORKSPACE, "grading", "runs")
+# Only for trusted work on hosts without user namespaces: never for a class.
+c.SandboxExecute.allow_unsandboxed = os.environ.get("AISEC_ALLOW_UNSANDBOXED") == "1"
+# Tests cells deleted by a student come back from the gradebook's copy of the source.
+c.OverwriteCells.add_missing_cells = True
+# Sandbox limits per submission (aisec.grading.sandbox.Limits); per-lab overrides below.
+c.GradingPipeline.limits = {
+    "memory_mb": int(os.environ.get("AISEC_MEMORY_MB", "6144")),
+    "wall_seconds": int(os.environ.get("AISEC_WALL_SECONDS", "900")),
+    "cell_timeout": int(os.environ.get("AISEC_CELL_TIMEOUT", "300")),
+}
+c.GradingPipeline.lab_limits = {
+    "lab00_minimisation": {"wall_seconds": 300, "output_bytes": 2 * 1024 * 1024},
+}
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 c.Autograde.autograde_preprocessors = [
-    "nbgrader.preprocessors.Execute",
+    "aisec.grading.pipeline.SandboxExecute",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "aisec.grading.judge.JudgeRecords",

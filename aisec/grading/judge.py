@@ -134,13 +134,27 @@ def notebook_records(nb: NotebookNode) -> dict[str, dict[str, Record]]:
 # ------------------------------------------------------------------- reference runs
 
 
-def execute_notebook(path: Path, workdir: Path, timeout: int = 600) -> NotebookNode:
-    """Execute a notebook with nbclient in ``workdir`` and return it (errors stop the run)."""
-    from nbclient import NotebookClient
+def execute_notebook(path: Path, workdir: Path, timeout: int = 600, cache: Path | None = None) -> NotebookNode:
+    """Execute a trusted notebook (the reference) exactly as submissions are executed.
+
+    Same runner, same environment, same sandbox when it is available (otherwise the same
+    runner unsandboxed: the source notebook is the instructor's own code), so that nothing in
+    the environment tells a reference run from a student's run. The model cache is mounted
+    writable here, which pre-warms it for the submissions (which only read it).
+    """
+    from aisec.grading.sandbox import Limits, apply_run, execute, sandbox_status
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(workdir)}})
-    client.execute()
+    limits = Limits(cell_timeout=timeout, wall_seconds=max(timeout * 3, 900), output_bytes=64 * 1024 * 1024)
+    usable, _ = sandbox_status()
+    run = execute(nb, path.name, workdir, limits, cache=cache, cache_writable=True, sandboxed=usable)
+    if run.status != "ok":
+        raise RuntimeError(f"reference run of {path.name} failed ({run.status}): {run.reason}")
+    apply_run(nb, run)
+    for index, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                raise RuntimeError(f"reference run of {path.name}: cell {index} raised {out.get('ename')}: {out.get('evalue')}")
     return nb
 
 
@@ -163,7 +177,11 @@ def reference_records(source_dir: Path, cache_dir: Path, assignment: str, notebo
     with tempfile.TemporaryDirectory(prefix=f"aisec-ref-{assignment}-") as tmp:
         work = Path(tmp) / assignment
         shutil.copytree(src, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        nb = execute_notebook(work / f"{notebook}.ipynb", work, timeout=timeout)
+        from aisec.cache import cache_dir as model_cache_dir
+
+        cache = model_cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        nb = execute_notebook(work / f"{notebook}.ipynb", work, timeout=timeout, cache=cache)
     records = notebook_records(nb)
     for grade_id, recs in records.items():
         for key, rec in recs.items():

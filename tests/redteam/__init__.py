@@ -1,0 +1,1 @@
+"""Hostile and broken submissions for the grading pipeline's red-team tests, and their builders."""
