@@ -401,6 +401,8 @@ class Grader:
                     notes.append(f"notebook renamed to {path.name!r}: graded as {name}.ipynb")
                 else:
                     notes.append(f"{name}.ipynb is missing from the submission: its questions score 0")
+                    # The blank release stands in for it, so its questions get a recorded zero.
+                    nbformat.write(nbformat.read(self.release_dir / f"{name}.ipynb", as_version=4), dest / f"{name}.ipynb")
                     continue
             try:
                 nb = nbformat.read(path, as_version=4)
@@ -414,6 +416,10 @@ class Grader:
             kernel = nb.metadata.get("kernelspec", {}).get("name") if isinstance(nb.metadata.get("kernelspec"), dict) else None
             if kernel != "python3":
                 notes.append(f"kernel {kernel!r} replaced by python3")
+            submitted_ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells
+                             if isinstance(c.get("metadata", {}).get("nbgrader"), dict)}
+            for missing in sorted(self._test_ids()[name] - submitted_ids):
+                notes.append(f"test cell {missing!r} was missing: restored from the source")
             for cell in nb.cells:
                 meta = cell.get("metadata", {}).get("nbgrader")
                 if isinstance(meta, dict) and meta.get("grade_id") is not None and meta["grade_id"] not in source_ids[name]:
@@ -423,6 +429,14 @@ class Grader:
             nbformat.write(nb, dest / f"{name}.ipynb")
             to_run[name] = nbformat.writes(self._sanitise(nb, student, name))
         return to_run, notes
+
+    def _test_ids(self) -> dict[str, set[str]]:
+        ids: dict[str, set[str]] = {}
+        for name in self.notebooks:
+            nb = nbformat.read(self.source_dir / f"{name}.ipynb", as_version=4)
+            ids[name] = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                         if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c.cell_type == "code"}
+        return ids
 
     def _source_ids(self) -> dict[str, set[str]]:
         ids: dict[str, set[str]] = {}
@@ -459,13 +473,18 @@ class Grader:
     def finish(self, student: str, runs: dict[str, Any], notes: list[str], digest: str, seconds: float) -> Outcome:
         """Checkpoint the runs, grade with nbgrader into the gradebook, write the done marker."""
         notes = list(notes)
+        runs = dict(runs)
+        for name in self.notebooks:
+            if name not in runs and (self.staged / student / self.lab / f"{name}.ipynb").is_file():
+                # A stand-in for an unreadable or missing notebook: nothing of the student's ran.
+                runs[name] = RunResult("not_run", "nothing was executed (see the notes)", {}, 0.0, True).to_json()
         for name, run in runs.items():
             nb = nbformat.read(self.staged / student / self.lab / f"{name}.ipynb", as_version=4)
             sanitised = self._sanitise(nb, student, name)
             result = RunResult.from_json(run)
             if result.status == "no_sandbox":
                 return Outcome(student, "failed", notes=notes + [result.reason], digest=digest, seconds=seconds)
-            if result.status != "ok":
+            if result.status not in ("ok", "not_run"):
                 notes.append(f"{name}: {result.reason}")
             if not result.sandboxed:
                 notes.append(f"{name}: executed WITHOUT the sandbox (explicitly allowed)")
@@ -521,6 +540,7 @@ class Grader:
         students: Iterable[str] | None = None,
         force: bool = False,
         progress: bool = True,
+        local: bool = False,
     ) -> Summary:
         """Grade every submission of the lab in parallel on Dask; see the module docstring."""
         from dask.distributed import Client, LocalCluster, as_completed
@@ -558,8 +578,28 @@ class Grader:
         cluster = None
         client = None
         bar = tqdm(total=len(todo), initial=len(outcomes), desc=f"grading {self.lab}", unit="sub", disable=not progress)
+
+        def collect(student: str, answer: dict[str, Any] | None, error: BaseException | None) -> None:
+            notes, digest = pending[student]
+            if error is not None or answer is None:
+                outcomes[student] = Outcome(student, "failed", digest=digest,
+                                            notes=notes + [f"execution failed: {type(error).__name__}: {error}"])
+            else:
+                seconds = sum(float(r.get("seconds", 0)) for r in answer["runs"].values())
+                try:
+                    outcomes[student] = self.finish(student, answer["runs"], notes, digest, seconds)
+                except Exception as exc:  # noqa: BLE001 - recorded, the rest of the class goes on
+                    outcomes[student] = Outcome(student, "failed", digest=digest,
+                                                notes=notes + [f"grading failed: {type(exc).__name__}: {exc}"])
+            bar.update(1)
+            bar.set_postfix_str(f"last: {student}")
+
         try:
-            if jobs:
+            if jobs and local:
+                # One submission (self-grading): a cluster would cost more than the run.
+                for job in jobs:
+                    collect(job["student"], run_job(job), None)
+            elif jobs:
                 if scheduler:
                     client = Client(scheduler)
                 else:
@@ -569,31 +609,18 @@ class Grader:
                 futures = {client.submit(run_job, job, key=f"aisec-{self.lab}-{job['student']}-{pending[job['student']][1]}",
                                          pure=False, retries=1): job["student"] for job in jobs}
                 for future in as_completed(futures):
-                    student = futures[future]
-                    notes, digest = pending[student]
                     try:
                         answer = future.result()
                     except Exception as exc:  # noqa: BLE001 - a lost worker or task fails this submission only
-                        outcomes[student] = Outcome(student, "failed", notes=notes + [f"execution failed: {type(exc).__name__}: {exc}"],
-                                                    digest=digest)
+                        collect(futures[future], None, exc)
                     else:
-                        seconds = sum(float(r.get("seconds", 0)) for r in answer["runs"].values())
-                        try:
-                            outcomes[student] = self.finish(student, answer["runs"], notes, digest, seconds)
-                        except Exception as exc:  # noqa: BLE001 - recorded, the rest of the class goes on
-                            outcomes[student] = Outcome(student, "failed", notes=notes + [f"grading failed: {type(exc).__name__}: {exc}"],
-                                                        digest=digest)
-                    bar.update(1)
-                    bar.set_postfix_str(f"last: {student}")
+                        collect(futures[future], answer, None)
         finally:
             bar.close()
             if client is not None:
                 client.close()
             if cluster is not None:
                 cluster.close()
-        for student in todo:
-            if student in outcomes or student in pending:
-                continue
         summary = Summary(self.lab, [outcomes[s] for s in todo if s in outcomes], time.monotonic() - start)
         _atomic_write(self.state / "summary.json", json.dumps(
             {"lab": self.lab, "seconds": summary.seconds, "outcomes": [asdict(o) for o in summary.outcomes]}, indent=1))
