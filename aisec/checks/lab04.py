@@ -1,0 +1,298 @@
+"""Visible checks of lab 4 (insider threats). They run on the visible seed only; hidden
+tests call the same functions on other seeds. The checks test properties of the answers,
+never a copy of the solution."""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aisec.check import Check, expect_type
+
+
+def _split(seed: int = 0):
+    from aisec.data import digits
+
+    return digits(seed=seed)
+
+
+# ------------------------------------------------------------------------ q1 poisoning
+
+
+def _q1_stamp(answer: Any) -> None:
+    stamp, _ = answer
+    x = _split().x_train[:5].copy()
+    before = x.copy()
+    out = stamp(x)
+    expect_type(out, np.ndarray, "stamp_trigger(x)")
+    assert out.shape == x.shape, f"stamp_trigger should keep the shape {x.shape}, got {out.shape}"
+    assert np.array_equal(x, before), "stamp_trigger modified its input: work on a copy"
+    changed = np.flatnonzero(np.any(out != x, axis=0))
+    assert set(changed) <= {54, 55, 62, 63}, f"only the trigger pixels may change, pixels {sorted(set(changed) - {54, 55, 62, 63})} changed"
+    assert np.all(out[:, [54, 55, 62, 63]] == 1.0), "the trigger pixels should be exactly 1.0"
+
+
+def _q1_poison(answer: Any) -> None:
+    _, poison = answer
+    s = _split()
+    xp, yp, idx = poison(s.x_train, s.y_train, target=0, rate=0.04, seed=0)
+    for value, what in ((xp, "x_poisoned"), (yp, "y_poisoned"), (idx, "idx")):
+        expect_type(value, np.ndarray, what)
+    k = round(0.04 * len(s.x_train))
+    assert len(idx) == k, f"expected k = round(rate * n) = {k} poisoned indices, got {len(idx)}"
+    assert np.all(np.diff(idx) > 0), "idx should be sorted and without repeats"
+    assert np.all(s.y_train[idx] != 0), "poison only samples whose label is not the target"
+    assert np.all(yp[idx] == 0), "poisoned samples should carry the target label"
+    others = np.setdiff1d(np.arange(len(yp)), idx)
+    assert np.array_equal(yp[others], s.y_train[others]), "labels of samples not in idx must not change"
+    assert np.array_equal(xp[others], s.x_train[others]), "images of samples not in idx must not change"
+    assert np.all(xp[idx][:, [54, 55, 62, 63]] == 1.0), "poisoned images should carry the trigger"
+    expected = np.sort(np.random.default_rng(0).choice(np.flatnonzero(s.y_train != 0), size=k, replace=False))
+    assert np.array_equal(idx, expected), "idx differs from the specified draw: use np.random.default_rng(seed).choice(eligible, size=k, replace=False), then sort"
+
+
+# ------------------------------------------------------------------------------ q2 ASR
+
+
+def _q2_range(answer: Any) -> None:
+    asr, backdoored, clean, split = answer
+    value = asr(backdoored, split.x_test, split.y_test, 0)
+    expect_type(value, float, "attack_success_rate(...)")
+    assert 0.0 <= value <= 1.0, f"a rate lies in [0, 1], got {value}"
+    assert value >= 0.9, f"the backdoored model should follow the trigger on >= 90% of non-target images, got {value:.2f}"
+
+
+def _q2_clean(answer: Any) -> None:
+    asr, _, clean, split = answer
+    value = asr(clean, split.x_test, split.y_test, 0)
+    assert value < 0.2, f"the clean model should ignore the trigger (low ASR), got {value:.2f}: are you excluding target-class images?"
+
+
+# ---------------------------------------------------------------------------- q3 detect
+
+
+def _q3(answer: Any) -> None:
+    detect, model, x, y, idx = answer
+    flags = detect(model, x, y)
+    expect_type(flags, np.ndarray, "detect_poison(...)")
+    assert flags.dtype == bool and flags.shape == y.shape, f"expected a bool array of shape {y.shape}, got {flags.dtype} {flags.shape}"
+    truth = np.zeros(len(y), dtype=bool)
+    truth[idx] = True
+    recall = float(flags[truth].mean())
+    precision = float(truth[flags].mean()) if flags.any() else 0.0
+    assert recall >= 0.8, f"recall {recall:.2f} < 0.8: too many poisoned samples missed"
+    assert precision >= 0.5, f"precision {precision:.2f} < 0.5: too many clean samples flagged"
+
+
+# ---------------------------------------------------------------------------- q4 payload
+
+
+def _q4(answer: Any) -> None:
+    make_payload = answer
+    with tempfile.TemporaryDirectory() as folder:
+        marker = Path(folder) / "marker.txt"
+        blob = make_payload(str(marker))
+        expect_type(blob, bytes, "make_payload(marker)")
+        assert not marker.exists(), "making the payload must not create the marker: only loading it should"
+        pickle.loads(blob)
+        assert marker.exists(), "loading the payload did not create the marker file"
+        assert marker.read_text() == "pwned", f"the marker should contain 'pwned', got {marker.read_text()!r}"
+        assert [p.name for p in Path(folder).iterdir()] == ["marker.txt"], "the payload must create the marker and nothing else"
+
+
+# --------------------------------------------------------------------------- q5 imports
+
+
+def _q5_simple(answer: Any) -> None:
+    imports = answer
+    import collections
+
+    for protocol in (0, 2, 4):
+        got = imports(pickle.dumps(collections.OrderedDict(a=1), protocol=protocol))
+        expect_type(got, list, "pickle_imports(data)")
+        assert got == ["collections.OrderedDict"], f"protocol {protocol}: expected ['collections.OrderedDict'], got {got}"
+    assert imports(pickle.dumps({"a": [1, 2.0, "x"]}, protocol=4)) == [], "plain data imports nothing"
+
+
+def _q5_memo(answer: Any) -> None:
+    imports = answer
+    got = imports(pickle.dumps({"w": np.arange(3), "s": np.float64(1.0)}, protocol=4))
+    for name in ("numpy.dtype", "numpy.ndarray"):
+        assert name in got, f"{name} missing from {got}: with protocol 4 the module string can come back from the memo (BINGET)"
+    assert len(got) == len(set(got)), "no duplicates, please"
+
+
+def _q5_corpus(answer: Any) -> None:
+    from aisec.insider import pickle_corpus
+
+    with tempfile.TemporaryDirectory() as folder:
+        for f in pickle_corpus(folder, seed=0):
+            got = answer(f.path.read_bytes())
+            if f.family == "posix-system":
+                assert "posix.system" in got, f"{f.path.name}: expected posix.system among {got}"
+            if f.family == "io-fileio":
+                assert "_io.FileIO" in got, f"{f.path.name}: expected _io.FileIO among {got}"
+            if f.family == "hidden-in-state-dict":
+                assert "builtins.exec" in got, f"{f.path.name}: expected builtins.exec among {got}"
+
+
+# ------------------------------------------------------------------------- q6, q7 scans
+
+
+def _corpus_verdicts(scan: Any, seed: int = 0) -> list[tuple[bool, bool, str]]:
+    from aisec.insider import pickle_corpus
+
+    with tempfile.TemporaryDirectory() as folder:
+        return [(scan(f.path.read_bytes()), f.malicious, f.family) for f in pickle_corpus(folder, seed=seed)]
+
+
+def _q6(answer: Any) -> None:
+    rows = _corpus_verdicts(answer)
+    expect_type(rows[0][0], bool, "denylist_scan(data)")
+    benign_flagged = [fam for v, m, fam in rows if v and not m]
+    assert not benign_flagged, f"benign files flagged: {benign_flagged}"
+    for v, m, fam in rows:
+        if fam in ("exec-p2", "eval-p4", "posix-system", "subprocess-call"):
+            assert v, f"the deny-list should catch the {fam} file"
+
+
+def _q7(answer: Any) -> None:
+    rows = _corpus_verdicts(answer)
+    expect_type(rows[0][0], bool, "allowlist_scan(data)")
+    missed = [fam for v, m, fam in rows if m and not v]
+    wrong = [fam for v, m, fam in rows if v and not m]
+    assert not missed, f"malicious files missed: {missed}"
+    assert not wrong, f"benign files flagged: {wrong}"
+
+
+# ---------------------------------------------------------------------------- q8 signing
+
+
+def _q8(answer: Any) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    sign, verify = answer
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "weights.bin"
+        path.write_bytes(b"weights" * 100)
+        sig = sign(path, key)
+        expect_type(sig, bytes, "sign_file(...)")
+        assert len(sig) == 64, f"an Ed25519 signature has 64 bytes, got {len(sig)}"
+        ok = verify(path, sig, key.public_key())
+        expect_type(ok, bool, "verify_file(...)")
+        assert ok, "a genuine file should verify"
+        path.write_bytes(b"weights" * 99 + b"WEIGHT")
+        assert verify(path, sig, key.public_key()) is False, "a tampered file must be rejected (False, not an exception)"
+
+
+# --------------------------------------------------------------------------- q9, q10 logs
+
+
+def _q9(answer: Any) -> None:
+    rules, log, catalogue = answer
+    flags = rules(log.events, catalogue)
+    expect_type(flags, np.ndarray, "rule_alerts(...)")
+    assert flags.dtype == bool and flags.shape == (len(log.events),), "expected one bool per event"
+    precision = float(log.is_exfil[flags].mean()) if flags.any() else 0.0
+    recall = float(flags[log.is_exfil].mean())
+    assert precision >= 0.6, f"precision {precision:.2f} < 0.6"
+    assert recall >= 0.25, f"recall {recall:.2f} < 0.25"
+
+
+def _q10(answer: Any) -> None:
+    import pandas as pd
+
+    from aisec.insider import score_alerts
+
+    detect, log, catalogue = answer
+    alerts = detect(log.events, catalogue)
+    expect_type(alerts, pd.DataFrame, "detect_exfiltration(...)")
+    assert {"user", "day"} <= set(alerts.columns), f"columns user and day needed, got {list(alerts.columns)}"
+    score = score_alerts(alerts, log)
+    assert score.days_to_detection is not None, "the insider is never alerted on"
+    assert score.days_to_detection <= 10, f"insider detected after {score.days_to_detection} days (> 10)"
+    assert score.false_positives <= 30, f"{score.false_positives} false-positive user-days (> 30)"
+    assert score.recall >= 0.3, f"recall {score.recall:.2f} < 0.3"
+
+
+# ----------------------------------------------------------------------------- q11 policy
+
+
+def _q11(answer: Any) -> None:
+    import pandas as pd
+
+    from aisec.insider import duties
+
+    authorize, log, catalogue = answer
+    ok = authorize(log.events, catalogue, duties())
+    expect_type(ok, np.ndarray, "authorize(...)")
+    assert ok.dtype == bool and ok.shape == (len(log.events),), "expected one bool per event"
+    ev = log.events
+    probe = pd.DataFrame(
+        {
+            "role": ["analyst", "analyst", "data_scientist", "data_scientist", "ml_engineer"],
+            "action": ["export", "export", "export", "download", "write"],
+            "resource": ["ds/public-benchmarks", "ds/clickstream", "ds/transactions", "model/fraud-detector", "ds/features-v3"],
+        }
+    )
+    probe = probe.assign(time=ev["time"].iloc[0], day=0, user="probe", host="ws-1", bytes=1)
+    got = [bool(v) for v in authorize(probe, catalogue, duties())]
+    assert got == [True, False, False, True, False], f"on five probe events expected [True, False, False, True, False], got {got}"
+    assert ok.mean() > 0.9, "most of the team's normal work should be allowed"
+    assert not authorize(probe, catalogue, duties().iloc[0:0]).any(), "no duties at all should deny everything"
+
+
+# --------------------------------------------------------------------------- q12 encryption
+
+
+def _q12(answer: Any) -> None:
+    import pandas as pd
+    from cryptography.exceptions import InvalidTag
+
+    encrypt, decrypt = answer
+    df = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+    key = bytes(32)
+    blob = encrypt(df, key, b"ds/demo")
+    expect_type(blob, bytes, "encrypt_table(...)")
+    assert b"x,1" not in blob and b"a,b" not in blob, "the CSV text is visible in the blob: is it encrypted?"
+    back = decrypt(blob, key, b"ds/demo")
+    assert back.equals(df), "decrypt_table(encrypt_table(df)) should give df back"
+    assert encrypt(df, key, b"ds/demo")[:12] != blob[:12], "use a fresh random nonce every time"
+    bad = blob[:-1] + bytes([blob[-1] ^ 1])
+    try:
+        decrypt(bad, key, b"ds/demo")
+    except InvalidTag:
+        pass
+    else:
+        raise AssertionError("a tampered blob decrypted without error: authenticated encryption must reject it")
+
+
+CHECKS = {
+    "q1": [
+        Check("stamp_trigger sets exactly the trigger pixels, on a copy", _q1_stamp),
+        Check("poison_dataset poisons the specified samples", _q1_poison),
+    ],
+    "q2": [
+        Check("ASR of the backdoored model is a float >= 0.9", _q2_range),
+        Check("ASR of the clean model is low", _q2_clean),
+    ],
+    "q3": [Check("detect_poison finds the poison (recall >= 0.8, precision >= 0.5)", _q3)],
+    "q4": [Check("loading the payload writes 'pwned' into the marker, and nothing else", _q4)],
+    "q5": [
+        Check("GLOBAL and STACK_GLOBAL on a simple pickle", _q5_simple),
+        Check("strings coming back from the memo", _q5_memo),
+        Check("imports of the visible corpus", _q5_corpus),
+    ],
+    "q6": [Check("deny-list verdicts on the visible corpus", _q6)],
+    "q7": [Check("allow-list: every malicious file flagged, no benign one", _q7)],
+    "q8": [Check("sign, verify, reject a tampered file", _q8)],
+    "q9": [Check("rules: precision >= 0.6, recall >= 0.25 on the visible log", _q9)],
+    "q10": [Check("detector: insider within 10 days, <= 30 false positives, recall >= 0.3", _q10)],
+    "q11": [Check("least-privilege decisions on probe events and the log", _q11)],
+    "q12": [Check("AES-GCM round trip, fresh nonce, tampering detected", _q12)],
+}

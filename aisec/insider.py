@@ -1,0 +1,389 @@
+"""Data for the insider-threat module: a seeded audit log with ground truth, a seeded
+corpus of benign and (harmless) malicious pickle files, and the team's access-policy data.
+
+Nothing here detects, scans, authorises or encrypts anything: those are the students'
+answers. The helpers below only *make* the scenario and *score* alerts against the
+ground truth.
+
+The fictional team: an ML group with data scientists, ML engineers, data engineers and
+analysts, a data lake of datasets and a model registry. One data scientist, the insider,
+starts exporting restricted training data and downloading model weights a few weeks
+into the log, a little more every day.
+
+The malicious pickles are *harmless by construction*: when loaded, their payload can only
+create a marker file inside the folder the corpus was written to (the folder must be a
+temporary folder made by the caller). The generator never loads them.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# --------------------------------------------------------------------- policy data
+
+#: Sensitivity levels, from least to most sensitive.
+SENSITIVITY_LEVELS: tuple[str, ...] = ("public", "internal", "restricted")
+
+#: Actions in the data lake (datasets) and the model registry (models).
+DATASET_ACTIONS: tuple[str, ...] = ("read", "write", "export")
+MODEL_ACTIONS: tuple[str, ...] = ("download", "push", "promote")
+
+#: Roles of the team and the number of people holding each.
+ROLES: dict[str, int] = {"data_scientist": 12, "ml_engineer": 9, "data_engineer": 7, "analyst": 8}
+
+
+def resources() -> pd.DataFrame:
+    """The catalogue of the data lake and the model registry.
+
+    Columns: ``resource`` (str, e.g. ``"ds/transactions"``), ``kind`` (``"dataset"`` or
+    ``"model"``), ``sensitivity`` (one of :data:`SENSITIVITY_LEVELS`).
+    """
+    rows = [
+        ("ds/transactions", "dataset", "restricted"),
+        ("ds/customers-pii", "dataset", "restricted"),
+        ("ds/fraud-labels", "dataset", "restricted"),
+        ("ds/features-v3", "dataset", "internal"),
+        ("ds/clickstream", "dataset", "internal"),
+        ("ds/support-tickets", "dataset", "internal"),
+        ("ds/public-benchmarks", "dataset", "public"),
+        ("model/fraud-detector", "model", "restricted"),
+        ("model/credit-scoring", "model", "restricted"),
+        ("model/churn", "model", "internal"),
+        ("model/recsys", "model", "internal"),
+        ("model/ocr-digits", "model", "public"),
+    ]
+    return pd.DataFrame(rows, columns=["resource", "kind", "sensitivity"])
+
+
+def duties() -> pd.DataFrame:
+    """What each role's *job* needs, written down by the team leads.
+
+    One row per (role, action, kind) a role needs, with ``max_sensitivity``: the most
+    sensitive level of resource that duty requires. Anything not listed is not needed.
+    Columns: ``role``, ``action``, ``kind``, ``max_sensitivity``.
+    """
+    rows = [
+        ("data_scientist", "read", "dataset", "restricted"),
+        ("data_scientist", "export", "dataset", "internal"),
+        ("data_scientist", "download", "model", "restricted"),
+        ("data_scientist", "push", "model", "internal"),
+        ("ml_engineer", "read", "dataset", "internal"),
+        ("ml_engineer", "download", "model", "restricted"),
+        ("ml_engineer", "push", "model", "restricted"),
+        ("ml_engineer", "promote", "model", "restricted"),
+        ("data_engineer", "read", "dataset", "restricted"),
+        ("data_engineer", "write", "dataset", "restricted"),
+        ("data_engineer", "export", "dataset", "restricted"),
+        ("analyst", "read", "dataset", "internal"),
+        ("analyst", "export", "dataset", "public"),
+    ]
+    return pd.DataFrame(rows, columns=["role", "action", "kind", "max_sensitivity"])
+
+
+# ---------------------------------------------------------------------- audit log
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """A synthetic audit log and its ground truth.
+
+    ``events`` columns: ``time`` (datetime64), ``day`` (int, days since the log starts),
+    ``user`` (str), ``role`` (str), ``host`` (str), ``action`` (str), ``resource`` (str),
+    ``bytes`` (int). Rows are sorted by time, index ``0..n-1``.
+
+    Ground truth, for scoring only: ``insider`` (the user name), ``exfil_start_day``
+    (first day of exfiltration), ``is_exfil`` (bool per row of ``events``).
+    """
+
+    events: pd.DataFrame
+    insider: str
+    exfil_start_day: int
+    is_exfil: np.ndarray
+
+
+_MB = 1_000_000
+
+# (action, resource pool, mean events per working day, log-normal median bytes, sigma)
+_ROLE_HABITS: dict[str, list[tuple[str, tuple[str, ...], float, float, float]]] = {
+    "data_scientist": [
+        ("read", ("ds/transactions", "ds/fraud-labels", "ds/features-v3", "ds/clickstream"), 4.0, 40 * _MB, 0.9),
+        ("export", ("ds/features-v3", "ds/clickstream"), 0.4, 15 * _MB, 0.8),
+        ("download", ("model/fraud-detector", "model/churn", "model/recsys"), 0.6, 60 * _MB, 0.5),
+        ("push", ("model/churn", "model/recsys"), 0.2, 60 * _MB, 0.5),
+    ],
+    "ml_engineer": [
+        ("read", ("ds/features-v3", "ds/clickstream"), 2.0, 30 * _MB, 0.9),
+        ("download", ("model/fraud-detector", "model/credit-scoring", "model/churn", "model/recsys"), 1.5, 70 * _MB, 0.5),
+        ("push", ("model/fraud-detector", "model/credit-scoring", "model/churn"), 0.5, 70 * _MB, 0.5),
+        ("promote", ("model/fraud-detector", "model/churn", "model/recsys"), 0.2, 1_000, 0.3),
+    ],
+    "data_engineer": [
+        ("read", ("ds/transactions", "ds/customers-pii", "ds/clickstream", "ds/support-tickets"), 3.0, 80 * _MB, 1.0),
+        ("write", ("ds/transactions", "ds/features-v3", "ds/clickstream"), 2.0, 120 * _MB, 1.0),
+        ("export", ("ds/features-v3", "ds/clickstream"), 0.3, 40 * _MB, 0.8),
+    ],
+    "analyst": [
+        ("read", ("ds/clickstream", "ds/support-tickets", "ds/public-benchmarks"), 3.0, 20 * _MB, 0.9),
+        ("export", ("ds/public-benchmarks", "ds/support-tickets"), 0.5, 5 * _MB, 0.8),
+    ],
+}
+
+
+def audit_log(seed: int = 0, n_days: int = 60) -> AuditLog:
+    """A seeded audit log of the team's data lake and model registry over ``n_days`` days.
+
+    Normal behaviour: each user works on weekdays, mostly 08:00-19:00 from their own
+    workstation (sometimes a shared notebook server), with role-specific habits and
+    log-normal transfer sizes. There are innocent surprises too: nightly ETL exports by
+    data engineers from ``etl-01`` (large, off-hours), occasional late evenings, rare
+    out-of-role requests, and a one-off big backfill.
+
+    The insider (a data scientist) starts exfiltrating on ``exfil_start_day`` (between
+    day 28 and 38): exports of restricted datasets and downloads of restricted model
+    weights, a few a day, growing in size, often in the evening and sometimes from a host
+    nobody used before.
+    """
+    if n_days < 45:
+        raise ValueError("audit_log() needs n_days >= 45: a baseline period and an exfiltration period")
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-03-02")  # a Monday
+    users: list[tuple[str, str, str]] = []
+    counter = 0
+    for role, count in ROLES.items():
+        for _ in range(count):
+            counter += 1
+            users.append((f"u{counter:03d}", role, f"ws-{int(rng.integers(100, 999))}"))
+    ds_users = [u for u in users if u[1] == "data_scientist"]
+    insider, _, insider_ws = ds_users[int(rng.integers(0, len(ds_users)))]
+    exfil_start = int(rng.integers(28, 39))
+    res = resources()
+    all_resources = tuple(res["resource"])
+
+    rows: list[tuple[float, str, str, str, str, str, int, bool]] = []
+
+    def work_time(day: int, late: bool = False) -> float:
+        """Hours since the start of the log (converted to timestamps at the end, in one go)."""
+        hour = rng.uniform(19.0, 23.5) if late else min(max(float(rng.normal(13.0, 2.6)), 7.5), 18.9)
+        return 24.0 * day + hour
+
+    for day in range(n_days):
+        weekend = (start.dayofweek + day) % 7 >= 5
+        for user, role, ws in users:
+            active = rng.random() < (0.08 if weekend else 0.9)
+            if not active:
+                continue
+            for action, pool, rate, median, sigma in _ROLE_HABITS[role]:
+                for _ in range(int(rng.poisson(rate))):
+                    late = rng.random() < 0.04
+                    host = ws if rng.random() < 0.85 else "jupyter-01"
+                    size = int(median * rng.lognormal(0.0, sigma))
+                    rows.append((work_time(day, late), user, role, host, action, str(rng.choice(pool)), size, False))
+            if rng.random() < 0.01:  # a rare out-of-role request (curiosity, a stale script)
+                resource = str(rng.choice(all_resources))
+                action = "read" if resource.startswith("ds/") else "download"
+                rows.append((work_time(day), user, role, ws, action, resource, int(20 * _MB * rng.lognormal(0, 0.7)), False))
+        if not weekend:
+            # nightly ETL: big exports of restricted tables to the warehouse, from the ETL host
+            etl_user = [u for u in users if u[1] == "data_engineer"][day % 3]
+            t = 24.0 * day + 2.0 + rng.uniform(0, 0.5)
+            rows.append((t, etl_user[0], "data_engineer", "etl-01", "export", "ds/transactions", int(2_000 * _MB * rng.lognormal(0, 0.3)), False))
+    # a one-off legitimate backfill by an ML engineer on a weekday in the exfiltration period
+    mle = [u for u in users if u[1] == "ml_engineer"][int(rng.integers(0, ROLES["ml_engineer"]))]
+    backfill_day = exfil_start + int(rng.integers(3, 12))
+    for _ in range(6):
+        rows.append((work_time(backfill_day), mle[0], mle[1], mle[2], "download", str(rng.choice(("model/churn", "model/recsys"))), int(400 * _MB * rng.lognormal(0, 0.3)), False))
+
+    # the insider: slow, growing exfiltration
+    new_host = f"ws-{int(rng.integers(1000, 9999))}-tmp"
+    targets = ("ds/transactions", "ds/customers-pii", "ds/fraud-labels", "model/fraud-detector", "model/credit-scoring")
+    for day in range(exfil_start, n_days):
+        weekend = (start.dayofweek + day) % 7 >= 5
+        if rng.random() > (0.3 if weekend else 0.8):
+            continue
+        growth = 1.0 + 0.08 * (day - exfil_start)
+        for _ in range(1 + int(rng.poisson(1.0))):
+            resource = str(rng.choice(targets))
+            action = "export" if resource.startswith("ds/") else "download"
+            late = rng.random() < 0.6
+            host = new_host if rng.random() < 0.35 else insider_ws
+            size = int(50 * _MB * growth * rng.lognormal(0.0, 0.5))
+            rows.append((work_time(day, late), insider, "data_scientist", host, action, resource, size, True))
+
+    frame = pd.DataFrame(rows, columns=["time", "user", "role", "host", "action", "resource", "bytes", "_exfil"])
+    frame["time"] = (start + pd.to_timedelta(frame["time"], unit="h")).dt.floor("s")
+    frame = frame.sort_values(["time", "user", "resource"], kind="mergesort").reset_index(drop=True)
+    frame["day"] = ((frame["time"] - start) // pd.Timedelta(days=1)).astype(int)
+    frame["bytes"] = frame["bytes"].astype(np.int64)
+    is_exfil = frame.pop("_exfil").to_numpy(dtype=bool)
+    frame = frame[["time", "day", "user", "role", "host", "action", "resource", "bytes"]]
+    return AuditLog(frame, insider, exfil_start, is_exfil)
+
+
+@dataclass(frozen=True)
+class AlertScore:
+    """How a set of user-day alerts fares against the ground truth of an :class:`AuditLog`."""
+
+    true_positives: int  # alerted (user, day) pairs on which the insider exfiltrated
+    false_positives: int  # all other alerted (user, day) pairs
+    precision: float
+    recall: float  # fraction of exfiltration (user, day) pairs alerted
+    days_to_detection: int | None  # first insider alert day - exfil_start_day (None: never)
+
+
+def score_alerts(alerts: pd.DataFrame, log: AuditLog) -> AlertScore:
+    """Score alerts (a frame with columns ``user`` and ``day``, one row per alert) against
+    the log's ground truth, at the granularity of (user, day)."""
+    truth = log.events.loc[log.is_exfil, ["user", "day"]]
+    positives = {(str(u), int(d)) for u, d in zip(truth["user"], truth["day"])}
+    alerted = {(str(u), int(d)) for u, d in zip(alerts["user"], alerts["day"])}
+    tp = len(alerted & positives)
+    fp = len(alerted - positives)
+    insider_days = sorted(d for u, d in alerted if u == log.insider and d >= log.exfil_start_day)
+    return AlertScore(
+        true_positives=tp,
+        false_positives=fp,
+        precision=tp / len(alerted) if alerted else 0.0,
+        recall=tp / len(positives) if positives else 0.0,
+        days_to_detection=insider_days[0] - log.exfil_start_day if insider_days else None,
+    )
+
+
+# ----------------------------------------------------------------- pickle corpus
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """One file of a pickle corpus: where it is, whether it is malicious, what it is."""
+
+    path: Path
+    malicious: bool
+    family: str
+
+
+def _op_str(s: str) -> bytes:
+    raw = s.encode("utf-8")
+    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def _call_global_p2(module: str, name: str, args: tuple[str, ...]) -> bytes:
+    """Protocol 2: ``GLOBAL module name``, a tuple of string arguments, ``REDUCE``."""
+    body = b"\x80\x02" + b"c" + module.encode() + b"\n" + name.encode() + b"\n" + b"("
+    for a in args:
+        body += b"X" + len(a.encode()).to_bytes(4, "little") + a.encode()
+    return body + b"tR."
+
+
+def _call_global_p4(module: str, name: str, args: tuple[str, ...], memoize: bool = True) -> bytes:
+    """Protocol 4: two strings, ``STACK_GLOBAL``, a tuple of strings, ``REDUCE``."""
+    body = b"\x80\x04" + _op_str(module) + (b"\x94" if memoize else b"") + _op_str(name) + (b"\x94" if memoize else b"")
+    body += b"\x93" + (b"\x94" if memoize else b"") + b"("
+    for a in args:
+        body += _op_str(a)
+    return body + b"tR."
+
+
+def _wrapped_in_state_dict(payload_call: bytes, rng: np.random.Generator) -> bytes:
+    """A benign-looking dict of numpy weights whose ``"meta"`` entry is a payload call
+    (protocol 2). ``payload_call`` is a protocol-2 body without its header and STOP."""
+    weights = {f"layer{i}.weight": rng.normal(size=(4, 3)).astype(np.float32) for i in range(2)}
+    benign = pickle.dumps(weights, protocol=2)
+    # benign = PROTO 2, EMPTY_DICT, BINPUT 0, MARK, ... SETITEMS, STOP
+    assert benign[:2] == b"\x80\x02" and benign[-1:] == b"."
+    # append one more item: SETITEM with key "meta" -> payload
+    return benign[:-1] + b"X" + (4).to_bytes(4, "little") + b"meta" + payload_call + b"s."
+
+
+def _marker_code(marker: Path) -> str:
+    return f"open({str(marker)!r}, 'w').write('pwned')"
+
+
+def _benign_object(rng: np.random.Generator, family: str) -> object:
+    if family == "plain-data":
+        return {"name": f"run-{int(rng.integers(1000))}", "lr": float(rng.uniform(1e-4, 1e-2)), "epochs": int(rng.integers(5, 50)), "tags": ["baseline", "v2"]}
+    if family == "numpy-weights":
+        return {f"fc{i}.weight": rng.normal(size=(int(rng.integers(2, 6)), 4)).astype(np.float32) for i in range(3)}
+    if family == "ordered-state-dict":
+        return OrderedDict((f"layer{i}.bias", rng.normal(size=4).astype(np.float64)) for i in range(2))
+    if family == "sets-and-bytes":
+        return {"vocab": {"a", "b", "c"}, "frozen": frozenset({1, 2}), "blob": bytes(rng.integers(0, 256, size=8, dtype=np.uint8))}
+    if family == "numpy-scalars":
+        return {"auc": np.float64(rng.uniform(0.7, 0.99)), "n": np.int64(rng.integers(100, 1000)), "hist": np.arange(5)}
+    raise ValueError(f"unknown benign family {family!r}")
+
+
+BENIGN_FAMILIES: tuple[str, ...] = ("plain-data", "numpy-weights", "ordered-state-dict", "sets-and-bytes", "numpy-scalars")
+MALICIOUS_FAMILIES: tuple[str, ...] = (
+    "exec-p2",
+    "eval-p4",
+    "posix-system",
+    "subprocess-call",
+    "io-fileio",
+    "runpy-run-code",
+    "hidden-in-state-dict",
+)
+
+
+def _malicious_bytes(family: str, marker: Path, rng: np.random.Generator) -> bytes:
+    code = _marker_code(marker)
+    if family == "exec-p2":
+        return _call_global_p2("builtins", "exec", (code,))
+    if family == "eval-p4":
+        return _call_global_p4("builtins", "eval", (code,), memoize=bool(rng.integers(0, 2)))
+    if family == "posix-system":
+        return _call_global_p2("posix", "system", (f"touch {str(marker)!r}",))
+    if family == "subprocess-call":
+        # subprocess.call(("touch", marker)): a tuple of strings as its one argument
+        body = b"\x80\x04" + _op_str("subprocess") + b"\x94" + _op_str("call") + b"\x94\x93\x94"
+        return body + b"(" + _op_str("touch") + _op_str(str(marker)) + b"t\x85R."
+    if family == "io-fileio":
+        # _io.FileIO(marker, "w") creates the marker file: no os, no exec, no subprocess
+        return _call_global_p4("_io", "FileIO", (str(marker), "w"), memoize=bool(rng.integers(0, 2)))
+    if family == "runpy-run-code":
+        # runpy._run_code(code, {}) executes code without naming exec or eval
+        body = b"\x80\x02crunpy\n_run_code\n(X" + len(code.encode()).to_bytes(4, "little") + code.encode() + b"}tR."
+        return body
+    if family == "hidden-in-state-dict":
+        inner = _call_global_p2("builtins", "exec", (code,))[2:-1]
+        return _wrapped_in_state_dict(inner, rng)
+    raise ValueError(f"unknown malicious family {family!r}")
+
+
+def pickle_corpus(folder: str | Path, seed: int = 0, copies: int = 2) -> list[CorpusFile]:
+    """Write a seeded corpus of benign and malicious pickle files into ``folder``.
+
+    ``folder`` must be an existing directory you own (use ``tempfile.TemporaryDirectory()``).
+    Every malicious payload, if someone loads it, only creates a marker file inside
+    ``folder``; the generator itself never loads anything. Benign files use several
+    protocols (0, 2, 4, 5); malicious ones use hand-assembled opcodes like real attacks.
+    Each family appears ``copies`` times (different protocols and data); files are
+    shuffled and named ``model_NNN.pkl`` so that the name gives nothing away.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"pickle_corpus() writes into an existing folder only, {root} is not one")
+    rng = np.random.default_rng(seed)
+    items: list[tuple[bytes, bool, str]] = []
+    for family in BENIGN_FAMILIES:
+        for _ in range(copies):
+            protocol = int(rng.choice([0, 2, 4, 5]))
+            items.append((pickle.dumps(_benign_object(rng, family), protocol=protocol), False, family))
+    for family in MALICIOUS_FAMILIES:
+        for _ in range(copies):
+            marker = root / f"marker-{int(rng.integers(10**6)):06d}.txt"
+            items.append((_malicious_bytes(family, marker, rng), True, family))
+    order = rng.permutation(len(items))
+    out: list[CorpusFile] = []
+    for i, j in enumerate(order):
+        data, malicious, family = items[int(j)]
+        path = root / f"model_{i:03d}.pkl"
+        with io.open(path, "wb") as fh:
+            fh.write(data)
+        out.append(CorpusFile(path, malicious, family))
+    return out
