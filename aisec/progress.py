@@ -289,8 +289,13 @@ def progress_widget(progress: Sequence[LabProgress]):  # -> ipywidgets.VBox
         )
         bar.add_class("aisec-progress-bar")
         caption = widgets.HTML(html.escape(_lab_heading(p)))
-        table = widgets.HTML(_rows_html(p.rows))
-        children.append(widgets.VBox([bar, caption, table]))
+        # The questions fold away for labs not graded yet, so the overview fits on a screen.
+        questions = widgets.Accordion(
+            children=[widgets.HTML(_rows_html(p.rows))],
+            titles=(f"{p.lab}: questions",),
+            selected_index=None if p.score is None else 0,
+        )
+        children.append(widgets.VBox([bar, caption, questions]))
     box = widgets.VBox(children)
     box.add_class("aisec-progress")
     return box
