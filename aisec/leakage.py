@@ -74,9 +74,18 @@ class Corpus:
     meta: Mapping[str, int] = field(default_factory=dict)
 
 
-def canary_prefix(place: str) -> str:
-    """The sentence that precedes a canary's secret."""
-    return f"The door code of the {place} office is "
+_CANARY_TEMPLATES = (
+    "The door code of the {place} office is ",
+    "Alarm PIN for the {place} warehouse: ",
+    "Safe combination in {place} server room = ",
+    "Locker code at {place} reception is ",
+    "Backup PIN of the {place} branch ",
+)
+
+
+def canary_prefix(place: str, template: int = 0) -> str:
+    """The text that precedes a canary's secret (one of a few internal-memo templates)."""
+    return _CANARY_TEMPLATES[template % len(_CANARY_TEMPLATES)].format(place=place)
 
 
 def ticket_corpus(
@@ -87,7 +96,7 @@ def ticket_corpus(
 ) -> Corpus:
     """A seeded help-desk log of ``n_tickets`` tickets with one canary per entry of ``insertions``.
 
-    Each canary has its own office name and a random ``secret_length``-digit door code, and
+    Each canary has its own place and memo template and a random ``secret_length``-digit code, and
     its sentence is inserted as many times as the matching entry of ``insertions`` at random
     positions. Ticket numbers, dates and amounts put plenty of digits in the corpus, so the
     model has a realistic prior over digit strings.
@@ -111,9 +120,10 @@ def ticket_corpus(
             lines.append(f"#{number} {reply} Paid {amount} EUR.")
     places = rng.choice(np.array(_PLACES), size=len(insertions), replace=False)
     canaries = []
-    for place, count in zip(places, insertions):
+    templates = rng.permutation(max(len(_CANARY_TEMPLATES), len(insertions)))
+    for i, (place, count) in enumerate(zip(places, insertions)):
         secret = "".join(str(d) for d in rng.integers(0, 10, size=secret_length))
-        canaries.append(Canary(canary_prefix(str(place)), secret, int(count)))
+        canaries.append(Canary(canary_prefix(str(place), int(templates[i])), secret, int(count)))
     for canary in canaries:
         for _ in range(canary.insertions):
             lines.insert(int(rng.integers(0, len(lines) + 1)), canary.text)
@@ -343,7 +353,7 @@ def next_char_logprobs(model, codec: CharCodec, prefix: str, continuations: Sequ
 def random_secrets(n: int, length: int, seed: int, alphabet: str = "0123456789", exclude: Sequence[str] = ()) -> list[str]:
     """``n`` distinct random strings of ``length`` characters from ``alphabet``, none in ``exclude``.
 
-    Used to sample the candidate space when it is too large to enumerate (10^6 door codes).
+    Used to sample the candidate space when it is too large to enumerate (10^6 six-digit codes).
     """
     space = len(alphabet) ** length
     if n > space - len(set(exclude)):

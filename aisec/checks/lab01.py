@@ -107,7 +107,7 @@ def _q3_scrub(scrub: Any) -> None:
         out = scrub(c.text)
         expect_type(out, str, "scrub(line)")
         if c.secret in out:
-            raise AssertionError(f"the door code survives in {out!r}")
+            raise AssertionError(f"the secret code survives in {out!r}")
         if not out.startswith(c.prefix):
             raise AssertionError("keep the sentence, replace only the code (the line should still start with its prefix)")
 
@@ -117,7 +117,7 @@ def _q3_keeps_tickets(scrub: Any) -> None:
     tickets = [line for line in corpus.lines if line.startswith("#")][:60]
     changed = [t for t in tickets if scrub(t) != t]
     if changed:
-        raise AssertionError(f"ticket lines hold no door code and should stay as they are; changed: {changed[0]!r}")
+        raise AssertionError(f"ticket lines hold no secret code and should stay as they are; changed: {changed[0]!r}")
 
 
 # ------------------------------------------------------------------------------ membership inference
@@ -314,7 +314,7 @@ CHECKS = {
         Check("recovers the most inserted secret", _q2_recovers),
     ],
     "q3": [
-        Check("removes every door code, keeps the sentence", _q3_scrub),
+        Check("removes every secret code, keeps the sentence", _q3_scrub),
         Check("leaves the tickets untouched", _q3_keeps_tickets),
     ],
     "q4": [
