@@ -366,7 +366,16 @@ def result_html(result: Mapping[str, Any], questions: Sequence[Question]) -> str
         "<p>Hidden tests ran your code on other data and seeds. Written answers are graded by your "
         "instructor, so they score 0 here. Fix a ✘, save the notebook (Ctrl+S), and grade again.</p>"
     )
-    return f"<div class='aisec-selfgrade'><h3>{headline}</h3>{_rows_html(p.rows)}{notes}</div>"
+    extra = ""
+    if result.get("error"):
+        extra += _message_html(
+            f"Your notebook could not be graded completely: {result['error']}. Run it top to bottom "
+            "(Kernel → Restart Kernel and Run All Cells), fix the first error, save, and grade again.",
+            error=True,
+        )
+    for note in result.get("notes") or []:
+        extra += f"<p>Note: {html.escape(str(note))}</p>"
+    return f"<div class='aisec-selfgrade'><h3>{headline}</h3>{extra}{_rows_html(p.rows)}{notes}</div>"
 
 
 def grade_lab(lab: str, notebook: str | None = None, *, self_grade: SelfGrade | None = None) -> dict[str, Any] | None:
