@@ -174,7 +174,7 @@ def audit_log(seed: int = 0, n_days: int = 60) -> AuditLog:
         return 24.0 * day + hour
 
     for day in range(n_days):
-        weekend = (start.dayofweek + day) % 7 >= 5
+        weekend = (start.day_of_week + day) % 7 >= 5
         for user, role, ws in users:
             active = rng.random() < (0.08 if weekend else 0.9)
             if not active:
@@ -204,7 +204,7 @@ def audit_log(seed: int = 0, n_days: int = 60) -> AuditLog:
     new_host = f"ws-{int(rng.integers(1000, 9999))}-tmp"
     targets = ("ds/transactions", "ds/customers-pii", "ds/fraud-labels", "model/fraud-detector", "model/credit-scoring")
     for day in range(exfil_start, n_days):
-        weekend = (start.dayofweek + day) % 7 >= 5
+        weekend = (start.day_of_week + day) % 7 >= 5
         if rng.random() > (0.3 if weekend else 0.8):
             continue
         growth = 1.0 + 0.08 * (day - exfil_start)

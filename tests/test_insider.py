@@ -1,0 +1,129 @@
+"""Fast unit tests of aisec.insider: the seeded audit log, the pickle corpus, the policy data
+and alert scoring. The malicious pickles are only ever loaded inside a temporary folder."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import pickletools
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aisec.insider import (
+    BENIGN_FAMILIES,
+    MALICIOUS_FAMILIES,
+    SENSITIVITY_LEVELS,
+    audit_log,
+    duties,
+    pickle_corpus,
+    resources,
+    score_alerts,
+)
+
+
+@pytest.fixture(scope="module")
+def log():
+    return audit_log(seed=0)
+
+
+def test_audit_log_is_seeded_and_different_across_seeds(log) -> None:
+    again = audit_log(seed=0)
+    pd.testing.assert_frame_equal(log.events, again.events)
+    assert np.array_equal(log.is_exfil, again.is_exfil)
+    other = audit_log(seed=1)
+    assert not log.events["bytes"].equals(other.events["bytes"])
+
+
+def test_audit_log_shape_and_columns(log) -> None:
+    ev = log.events
+    assert list(ev.columns) == ["time", "day", "user", "role", "host", "action", "resource", "bytes"]
+    assert len(ev) > 3000, "thousands of rows"
+    assert ev["time"].is_monotonic_increasing
+    assert ev["day"].between(0, 59).all()
+    assert set(ev["resource"]) <= set(resources()["resource"])
+    assert set(ev["action"]) <= {"read", "write", "export", "download", "push", "promote"}
+    assert (ev["bytes"] > 0).all()
+    assert log.is_exfil.dtype == bool and log.is_exfil.shape == (len(ev),)
+
+
+def test_ground_truth_is_the_insider_after_the_start(log) -> None:
+    ev = log.events
+    exfil = ev[log.is_exfil]
+    assert 15 <= len(exfil) <= 120
+    assert set(exfil["user"]) == {log.insider}
+    assert exfil["day"].min() >= log.exfil_start_day
+    assert 28 <= log.exfil_start_day <= 38
+    assert set(exfil["action"]) <= {"export", "download"}
+    sensitivity = exfil["resource"].map(resources().set_index("resource")["sensitivity"])
+    assert (sensitivity == "restricted").all()
+    assert (ev.loc[ev["user"] == log.insider, "role"] == "data_scientist").all()
+
+
+def test_audit_log_refuses_too_short_a_period() -> None:
+    with pytest.raises(ValueError):
+        audit_log(seed=0, n_days=20)
+
+
+def test_score_alerts_counts_true_and_false_positives(log) -> None:
+    truth = log.events.loc[log.is_exfil, ["user", "day"]].drop_duplicates()
+    perfect = score_alerts(truth, log)
+    assert perfect.precision == 1.0 and perfect.recall == 1.0 and perfect.false_positives == 0
+    assert perfect.days_to_detection == int(truth["day"].min()) - log.exfil_start_day
+    none = score_alerts(pd.DataFrame({"user": [], "day": []}), log)
+    assert none.days_to_detection is None and none.recall == 0.0 and none.precision == 0.0
+    innocent = log.events.loc[~log.events["user"].eq(log.insider), ["user", "day"]].drop_duplicates().head(5)
+    wrong = score_alerts(innocent, log)
+    assert wrong.true_positives == 0 and wrong.false_positives == 5
+
+
+def test_policy_data_is_consistent() -> None:
+    res = resources()
+    assert set(res["kind"]) == {"dataset", "model"}
+    assert set(res["sensitivity"]) <= set(SENSITIVITY_LEVELS)
+    assert res["resource"].is_unique
+    d = duties()
+    assert set(d["max_sensitivity"]) <= set(SENSITIVITY_LEVELS)
+    assert not d.duplicated(["role", "action", "kind"]).any()
+
+
+def test_corpus_is_written_only_into_the_given_folder_and_is_seeded() -> None:
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+        first = pickle_corpus(a, seed=3)
+        second = pickle_corpus(b, seed=3)
+        assert sorted(os.listdir(a)) == sorted(f.path.name for f in first)
+        assert all(f.path.parent == Path(a) for f in first)
+        assert len(first) == 2 * (len(BENIGN_FAMILIES) + len(MALICIOUS_FAMILIES))
+        assert [f.family for f in first] == [f.family for f in second]
+        assert sum(f.malicious for f in first) == 2 * len(MALICIOUS_FAMILIES)
+
+
+def test_corpus_refuses_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        pickle_corpus(tmp_path / "does-not-exist", seed=0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_corpus_files_parse_and_payloads_only_touch_the_temporary_folder(seed: int) -> None:
+    """Load every file inside a fresh temporary folder: benign ones load without side effects,
+    malicious ones create exactly one marker file there and nothing else."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        corpus = pickle_corpus(root, seed=seed)
+        for f in corpus:
+            data = f.path.read_bytes()
+            list(pickletools.genops(data))  # every file is a well-formed pickle
+            before = set(root.iterdir())
+            pickle.loads(data)
+            created = set(root.iterdir()) - before
+            if f.malicious:
+                assert len(created) == 1, f"{f.family}: expected one marker, got {created}"
+                marker = created.pop()
+                assert marker.parent == root and marker.name.startswith("marker-")
+                marker.unlink()
+            else:
+                assert not created, f"benign {f.family} created {created}"
+        assert sorted(p.name for p in root.iterdir()) == sorted(f.path.name for f in corpus)
