@@ -101,7 +101,7 @@ def sandbox_status() -> tuple[bool, str]:
     """(usable, explanation): can bubblewrap start a sandbox on this host?"""
     if sys.platform != "linux":
         return False, f"the sandbox needs Linux (bubblewrap); this is {sys.platform}"
-    bwrap = shutil.which("bwrap")
+    bwrap = _bwrap_binary()
     if not bwrap:
         return False, "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
     probe = _bwrap_argv(Path("/nonexistent"), None, None, uid=_sandbox_uid()) + ["/bin/true"]
@@ -114,6 +114,11 @@ def sandbox_status() -> tuple[bool, str]:
         return False, ("bubblewrap cannot create its namespaces here (user namespaces disabled?): "
                        + proc.stderr.strip()[:300])
     return True, "bubblewrap sandbox available"
+
+
+def _bwrap_binary() -> str | None:
+    """The bubblewrap binary: ``$AISEC_SANDBOX_BWRAP`` (a path or name) or ``bwrap`` on PATH."""
+    return shutil.which(os.environ.get("AISEC_SANDBOX_BWRAP") or "bwrap")
 
 
 def _sandbox_uid() -> int | None:
@@ -139,7 +144,7 @@ def _ro_paths() -> list[str]:
 
 
 def _bwrap_argv(scratch: Path, cache: Path | None, limits: Limits | None, uid: int | None, cache_writable: bool = False) -> list[str]:
-    argv = ["bwrap", "--die-with-parent", "--new-session"]
+    argv = [_bwrap_binary() or "bwrap", "--die-with-parent", "--new-session"]
     if uid is None:
         argv += ["--unshare-all"]  # includes a user namespace: needed to be unprivileged
     else:

@@ -41,6 +41,19 @@ def _one(nb: NotebookNode) -> dict[str, Any]:
 
 
 WRONG_ADD = "def add(a, b):\n    return a - b\n"
+# Walks every directory the sandbox shows (not /proc, /sys, /dev, /usr or the virtualenv).
+WALK = (
+    "import os\n"
+    "def hunt(match):\n"
+    "    hits = []\n"
+    "    for top in os.listdir('/'):\n"
+    "        if top in ('proc', 'sys', 'dev', 'usr', 'lib', 'lib64', 'bin', 'sbin'):\n"
+    "            continue\n"
+    "        for d, dirs, files in os.walk('/' + top):\n"
+    "            dirs[:] = [x for x in dirs if x not in ('.venv', 'site-packages')]\n"
+    "            hits += [os.path.join(d, f) for f in files if match(d, f)]\n"
+    "    return hits\n"
+)
 
 CASES: dict[str, Case] = {
     # ---------------------------------------------------------------- honest and plain wrong
@@ -58,7 +71,7 @@ CASES: dict[str, Case] = {
                                                "q4_accuracy", "def accuracy(pred, truth):\n    return 1.0\n")),
                     2.0, ["q3_words_test.words", "q4_accuracy_test.value"]),
     "hardcoded_visible_answer": Case(lambda r: _one(with_answer(honest(r), "q1_add", "def add(a, b):\n    return 3\n")),
-                                     3.0, ["`q1_add_test.values` differs from the expected value"]),
+                                     3.0, ["`q1_add_test.values` [0] is not within the tolerance of the expected value"]),
     # ------------------------------------------------------------------- faking equality
     "eq_always_true": Case(lambda r: _one(with_answer(
         honest(r), "q1_add",
@@ -77,14 +90,17 @@ CASES: dict[str, Case] = {
         "import ast\n"
         "class NoAsserts(ast.NodeTransformer):\n"
         "    def visit_Assert(self, node):\n        return ast.Pass()\n"
-        "get_ipython().ast_transformers.append(NoAsserts())\n")), 3.0, ["`q1_add_test.values` differs"]),
+        "get_ipython().ast_transformers.append(NoAsserts())\n")), 3.0, ["`q1_add_test.values` [0] is not within the tolerance"]),
     "monkeypatch_record_serialiser": Case(lambda r: _one(insert_after(with_answer(honest(r), "q1_add", WRONG_ADD), "setup",
-        "import aisec.check\naisec.check.to_plain = lambda value: [1, 4, 7, 10, 13, 16, 19]\n")), 3.0,
-        ["q1_add_test.values"]),
-    "tamper_builtins": Case(lambda r: _one(insert_after(with_answer(honest(r), "q1_add", WRONG_ADD), "setup",
-        "import builtins\n_real_type = builtins.type\n"
-        "builtins.type = lambda *a: int if len(a) == 1 else _real_type(*a)\n"
-        "builtins.isinstance = lambda obj, cls: True\n")), None, ["q1_add_test"]),  # type: ignore[arg-type]
+        "import aisec.check\naisec.check.to_plain = lambda value: [1, 4, 7, 10, 13, 16, 19]\n")), 0.0,
+        ["q1_add_test.values", "`q2_mean_test.value` should be a number, got list"]),
+    "tamper_builtins": Case(lambda r: _one(insert_after(with_answer(with_answer(honest(r),
+        "q2_mean", "def mean(xs):\n    return 0.0\n"), "q3_words", "def words(text):\n    return text.split()\n"), "setup",
+        "import builtins\n"
+        "builtins.abs = lambda x: 0  # the visible check of q2 now passes\n"
+        "_sorted = builtins.sorted\n"
+        "builtins.sorted = lambda x, **k: ['a', 'b'] if x and 'A' in x else _sorted(x, **k)\n")), 2.0,
+        ["`q2_mean_test.value` is not within the tolerance", "q3_words_test.words"]),
     "forged_duplicate_record": Case(lambda r: _one(with_answer(
         honest(r), "q1_add",
         "from IPython.display import display\n"
@@ -99,14 +115,11 @@ CASES: dict[str, Case] = {
     "deleted_test_cell": Case(lambda r: _one(_delete(honest(r), "q2_mean_test")), 4.0, ["test cell 'q2_mean_test' was missing"]),
     "deleted_answer_cell": Case(lambda r: _one(_delete(honest(r), "q3_words")), 3.0, ["NameError"]),
     # ------------------------------------------------------------------ leaving the sandbox
-    "read_course_files": Case(lambda r: _one(insert_after(honest(r), "setup",
-        "import glob, os\n"
-        "found = [p for pat in ['/work/*/solutions/*/*.ipynb', '/**/solutions/**/*.ipynb', '/**/gradebook.db', '/root/*']\n"
-        "         for p in glob.glob(pat, recursive=True)]\n"
-        "print('FOUND', found)\n")), 4.0, [], extra="found_nothing"),
-    "write_gradebook": Case(lambda r: _one(insert_after(stub(r, LAB), "setup",
-        "import glob, sqlite3\n"
-        "dbs = glob.glob('/**/gradebook.db', recursive=True)\n"
+    "read_course_files": Case(lambda r: _one(insert_after(honest(r), "setup", WALK + "print('FOUND', hunt(lambda d, f: 'solutions' in d or f.endswith('.db')))\n")),
+                              4.0, [], extra="found_nothing"),
+    "write_gradebook": Case(lambda r: _one(insert_after(stub(r, LAB), "setup", WALK +
+        "import sqlite3\n"
+        "dbs = hunt(lambda d, f: f.endswith('.db'))\n"
         "print('DBS', dbs)\n"
         "for db in dbs:\n"
         "    sqlite3.connect(db).execute('update grade set auto_score = 100')\n")), 0.0, [], extra="gradebook_clean"),

@@ -1,0 +1,214 @@
+"""Benchmark: stock sequential ``nbgrader autograde`` against the sandboxed Dask pipeline.
+
+    .venv/bin/python benchmarks/grade_class.py [--lab lab00_minimisation] [--n 40] [--workers 2]
+
+On the same generated class (honest, partial, broken and hostile submissions mixed) it times:
+
+1. **stock**: ``nbgrader autograde LAB`` run once for the class, sequential, nbgrader's own
+   ``Execute`` (no sandbox), with the course's record judge so that scores are comparable;
+2. **bare**: each submission's notebook executed with nbclient, one after the other, nothing else
+   (the floor: what executing the notebooks costs);
+3. **pipeline**: ``aisec-grade class`` (sanitise, sandboxed execution on ``--workers`` Dask
+   workers, nbgrader grading into the gradebook).
+
+It reports both wall times, the speed-up (goal ≥ 1.8× with 2 workers), the pipeline's overhead
+over bare execution spread ideally over the same workers, ``pipeline / (bare / workers)`` (goal
+≤ 1.25×), and checks that the honest submissions' scores are identical. Reference runs are
+computed before timing (both graders cache them). Results go to ``artifacts/benchmark.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.redteam.builders import insert_after, solved, stub, submit, with_answer  # noqa: E402
+
+STOCK_PREPROCESSORS = [
+    "nbgrader.preprocessors.Execute",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "aisec.grading.judge.JudgeRecords",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+
+def solution_ids(lab: str) -> list[str]:
+    nb = nbformat.read(ROOT / "solutions" / lab / f"{lab}.ipynb", as_version=4)
+    return [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+            if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+
+
+def make_class(lab: str, n: int, submitted: Path) -> dict[str, str]:
+    """``n`` submissions, kinds mixed in a fixed pattern; returns {student: kind}."""
+    ids = solution_ids(lab)
+    honest = solved(ROOT, lab)
+    kinds: dict[str, str] = {}
+    pattern = ["honest", "honest_warnings", "partial", "honest", "hostile_fake_int", "partial", "honest",
+               "broken_stub", "hostile_read_files", "honest_warnings", "partial", "hostile_eq",
+               "broken_kernel", "honest", "hostile_strip_asserts", "broken_json", "honest", "hostile_huge_print",
+               "partial", "honest_warnings"]
+    for i in range(n):
+        kind = pattern[i % len(pattern)]
+        target = ids[i % len(ids)]
+        if kind == "honest":
+            nb = honest
+        elif kind == "honest_warnings":
+            # The answer warns each time it is called, inside the test cells too.
+            nb = with_answer(honest, ids[0], honest_cell(honest, ids[0]) +
+                             "\nimport warnings as _w\n_real_luhn = luhn_valid\n\n\ndef luhn_valid(number):\n"
+                             "    _w.warn('a harmless library warning')\n    return _real_luhn(number)\n")
+        elif kind == "partial":
+            nb = with_answer(honest, target, "raise NotImplementedError()\n")
+        elif kind == "broken_stub":
+            nb = stub(ROOT, lab)
+        elif kind == "broken_kernel":
+            nb = solved(ROOT, lab)
+            nb.metadata["kernelspec"] = {"name": "ir", "display_name": "R", "language": "R"}
+        elif kind == "broken_json":
+            submit(submitted, f"s{i:02d}", lab, {f"{lab}.ipynb": b"{ not a notebook"})
+            kinds[f"s{i:02d}"] = kind
+            continue
+        elif kind == "hostile_fake_int":
+            nb = insert_after(honest, ids[-1], "class FakeInt(int):\n    def __eq__(self, o):\n        return True\n"
+                              "_real_k = k_anonymity\n"
+                              "def k_anonymity(df, q):\n    return FakeInt(_real_k(df, q) + 1)\n")
+        elif kind == "hostile_eq":
+            nb = with_answer(honest, ids[0], "class Yes:\n    def __eq__(self, o):\n        return True\n"
+                             "def luhn_valid(number):\n    return Yes()\n")
+        elif kind == "hostile_strip_asserts":
+            nb = insert_after(with_answer(honest, ids[0], "def luhn_valid(number):\n    return True\n"), ids[0],
+                              "import ast\nclass _NoAssert(ast.NodeTransformer):\n"
+                              "    def visit_Assert(self, node):\n        return ast.Pass()\n"
+                              "get_ipython().ast_transformers.append(_NoAssert())\n")
+        elif kind == "hostile_read_files":
+            nb = insert_after(honest, ids[0], "import glob\nprint(glob.glob('/**/solutions/**/*.ipynb', recursive=True)[:5])\n")
+        elif kind == "hostile_huge_print":
+            nb = insert_after(honest, ids[0], "print('x' * (30 * 1024 * 1024))\n")
+        else:
+            raise ValueError(kind)
+        submit(submitted, f"s{i:02d}", lab, {f"{lab}.ipynb": nb})
+        kinds[f"s{i:02d}"] = kind
+    return kinds
+
+
+def honest_cell(nb: nbformat.NotebookNode, grade_id: str) -> str:
+    return next(c.source for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def scores(db_url: str, lab: str) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        return {s.student.id: float(s.score) for s in gb.assignment_submissions(lab)}
+
+
+def run_stock(lab: str, ws: Path, env: dict[str, str]) -> float:
+    """Stock nbgrader: one sequential ``nbgrader autograde`` for the class (timed)."""
+    cfgdir = ws / "stock-config"
+    cfgdir.mkdir(parents=True, exist_ok=True)
+    (cfgdir / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        f"load_subconfig({str(ROOT / 'grader' / 'nbgrader_config.py')!r})\n"
+        f"c.Autograde.autograde_preprocessors = {STOCK_PREPROCESSORS!r}\n")
+    nbg = [sys.executable, "-m", "nbgrader"]
+    subprocess.run(nbg + ["generate_assignment", lab, "--force", f"--CourseDirectory.release_directory={ws / 'release'}"],
+                   cwd=cfgdir, env=env, check=True, capture_output=True)
+    from aisec.grading.judge import reference_records
+
+    reference_records(ROOT / "solutions", ws / "references", lab, lab)  # not timed, as for the pipeline
+    start = time.monotonic()
+    subprocess.run(nbg + ["autograde", lab, "--force"], cwd=cfgdir, env=env, capture_output=True)
+    return time.monotonic() - start
+
+
+def run_bare(lab: str, submitted: Path) -> float:
+    """Execute every submitted notebook with nbclient, sequentially, and nothing else (timed)."""
+    from nbclient import NotebookClient
+
+    start = time.monotonic()
+    for folder in sorted(submitted.glob(f"*/{lab}")):
+        try:
+            nb = nbformat.read(folder / f"{lab}.ipynb", as_version=4)
+        except Exception:  # noqa: BLE001 - unreadable submissions cost nothing to execute
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": tmp}}).execute()
+    return time.monotonic() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lab", default="lab00_minimisation")
+    parser.add_argument("--n", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-bare", action="store_true")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="aisec-bench-"))
+    submitted = base / "submitted"
+    kinds = make_class(args.lab, args.n, submitted)
+    env = dict(os.environ, AISEC_COURSE_ROOT=str(ROOT))
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    os.environ["PATH"] = env["PATH"]
+
+    stock_ws = base / "stock"
+    shutil.copytree(submitted, stock_ws / "submitted")
+    os.environ["AISEC_WORKSPACE"] = str(stock_ws)
+    stock = run_stock(args.lab, stock_ws, dict(env, AISEC_WORKSPACE=str(stock_ws)))
+    print(f"stock sequential nbgrader autograde: {stock:.1f} s", flush=True)
+
+    bare = None if args.skip_bare else run_bare(args.lab, submitted)
+    if bare is not None:
+        print(f"bare sequential execution:          {bare:.1f} s", flush=True)
+
+    pipe_ws = base / "pipeline"
+    shutil.copytree(submitted, pipe_ws / "submitted")
+    os.environ["AISEC_WORKSPACE"] = str(pipe_ws)
+    from aisec.grading.pipeline import Grader
+
+    grader = Grader(args.lab, ws=pipe_ws)
+    grader.prepare()  # registration and reference run, not timed (as for stock)
+    start = time.monotonic()
+    summary = grader.grade_class(workers=args.workers, progress=True)
+    pipeline = time.monotonic() - start
+    print(summary.render())
+    print(f"pipeline ({args.workers} workers):             {pipeline:.1f} s", flush=True)
+
+    stock_scores = scores("sqlite:///" + str(stock_ws / "gradebook.db"), args.lab)
+    pipe_scores = scores("sqlite:///" + str(pipe_ws / "gradebook.db"), args.lab)
+    honest = [s for s, k in kinds.items() if k.startswith("honest")]
+    same = all(stock_scores.get(s) == pipe_scores.get(s) for s in honest)
+    result = {
+        "lab": args.lab, "submissions": args.n, "workers": args.workers, "cores": os.cpu_count(),
+        "stock_seconds": round(stock, 1), "pipeline_seconds": round(pipeline, 1),
+        "bare_seconds": None if bare is None else round(bare, 1),
+        "speedup": round(stock / pipeline, 2),
+        "overhead_vs_ideal_parallel_bare": None if bare is None else round(pipeline / (bare / args.workers), 2),
+        "honest_scores_identical": same,
+        "kinds": kinds, "stock_scores": stock_scores, "pipeline_scores": pipe_scores,
+        "load_average_at_end": os.getloadavg(),
+    }
+    out = ROOT / "artifacts" / "benchmark.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("kinds", "stock_scores", "pipeline_scores")}, indent=1))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The pipeline calibrated on a real lab (lab 0): honest work with warnings gets full marks, a
+faked-equality answer loses exactly its question, stock-style verdicts are identical."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest_grader import require_sandbox
+from tests.redteam.builders import insert_after, solved, submit, with_answer
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+LAB = "lab00_minimisation"
+NB = f"{LAB}.ipynb"
+
+WARNING_K = (
+    "import warnings\n\n\n"
+    "def k_anonymity(df, quasi_identifiers):\n"
+    "    warnings.warn('pandas-style FutureWarning: groupby default will change', FutureWarning)\n"
+    "    return int(df.groupby(list(quasi_identifiers), dropna=False).size().min())\n"
+)
+FAKE_K = (
+    "class FakeInt(int):\n"
+    "    def __eq__(self, other):\n        return True\n"
+    "    __hash__ = int.__hash__\n\n\n"
+    "def k_anonymity(df, quasi_identifiers):\n"
+    "    return FakeInt(1)\n"
+)
+
+
+def test_lab00_honest_with_warnings_full_marks_and_fake_int_loses_its_question(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_sandbox()
+    monkeypatch.setenv("AISEC_COURSE_ROOT", str(ROOT))
+    monkeypatch.setenv("AISEC_WORKSPACE", str(tmp_path / "ws"))
+    from aisec.grading.pipeline import Grader
+
+    honest = solved(ROOT, LAB)
+    submit(tmp_path / "ws" / "submitted", "honest_warnings", LAB, {NB: with_answer(honest, "q6_k_anonymity", WARNING_K)})
+    submit(tmp_path / "ws" / "submitted", "fake_int", LAB, {NB: with_answer(honest, "q6_k_anonymity", FAKE_K)})
+    submit(tmp_path / "ws" / "submitted", "env_probe", LAB, {NB: insert_after(
+        honest, "setup", "import os\nprint('PROBE', os.path.exists(%r), 'NBGRADER_EXECUTION' in os.environ)\n" % str(ROOT / "solutions"))})
+    summary = Grader(LAB, ws=tmp_path / "ws").grade_class(workers=2, progress=False)
+    outcomes = {o.student: o for o in summary.outcomes}
+    assert not summary.failed, summary.render()
+    assert (outcomes["honest_warnings"].score, outcomes["honest_warnings"].max_score) == (17.0, 17.0)
+    assert outcomes["env_probe"].score == 17.0
+    fake = outcomes["fake_int"]
+    assert fake.score == 16.0
+    failed = [q for q in fake.questions if not q["passed"]]
+    assert [q["grade_id"] for q in failed] == ["q6_k_anonymity_test"]
+    assert "could not be graded" in failed[0]["feedback"] and "FakeInt" in failed[0]["feedback"]
+    import nbformat
+
+    probe = nbformat.read(tmp_path / "ws" / "autograded" / "env_probe" / LAB / NB, as_version=4)
+    assert "PROBE False False" in str([c.get("outputs") for c in probe.cells])
