@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,13 +253,18 @@ def _rows_html(rows: Sequence[QuestionStatus]) -> str:
     )
 
 
+def _by_hand_note(p: LabProgress) -> str:
+    by_hand = p.max_score - p.autograded_max
+    return f", plus {by_hand:g} points graded by hand" if by_hand else ""
+
+
 def _lab_heading(p: LabProgress) -> str:
     auto = sum(1 for r in p.rows if r.status != BY_HAND)
     if p.score is None:
-        return f"{p.lab}: not graded yet ({auto} autograded questions, {p.max_score:g} points)"
+        return f"{p.lab}: not graded yet ({auto} autograded questions, {p.autograded_max:g} points{_by_hand_note(p)})"
     return (
-        f"{p.lab}: {p.score:g} / {p.max_score:g} points, {p.passed}/{auto} autograded questions passed"
-        + (f" (graded {p.graded_at})" if p.graded_at else "")
+        f"{p.lab}: {p.score:g} / {p.autograded_max:g} automatic points{_by_hand_note(p)}; "
+        f"{p.passed}/{auto} autograded questions passed" + (f" (graded {p.graded_at})" if p.graded_at else "")
     )
 
 
@@ -279,9 +285,9 @@ def progress_widget(progress: Sequence[LabProgress]):  # -> ipywidgets.VBox
     for p in progress:
         score = p.score or 0.0
         bar = widgets.FloatProgress(
-            value=min(score, p.max_score),
+            value=min(score, p.autograded_max),
             min=0.0,
-            max=max(p.max_score, 1.0),
+            max=max(p.autograded_max, 1.0),
             description=p.lab,
             bar_style="success" if p.score is not None and score >= p.autograded_max else "info",
             style={"description_width": "initial"},
@@ -359,8 +365,9 @@ def result_html(result: Mapping[str, Any], questions: Sequence[Question]) -> str
     p = lab_progress(str(result.get("lab", "")), questions, result)
     score = _number(result.get("score"))
     max_score = _number(result.get("max_score"))
-    headline = (
-        f"{html.escape(p.lab)}: {_fmt(score)} / {_fmt(max_score if max_score is not None else p.max_score)} points"
+    headline = html.escape(
+        f"{p.lab}: {_fmt(score)} / {_fmt(max_score if max_score is not None else p.autograded_max)} "
+        f"automatic points{_by_hand_note(p)}"
     )
     notes = (
         "<p>Hidden tests ran your code on other data and seeds. Written answers are graded by your "
@@ -393,7 +400,11 @@ def grade_lab(lab: str, notebook: str | None = None, *, self_grade: SelfGrade | 
         if notebook is not None and not Path(notebook).is_file():
             raise ProgressError(f"There is no notebook at {notebook}. Give the path of your saved lab notebook.")
         _display(HTML(_message_html(f"Grading {lab} with the hidden tests; this takes a minute…", error=False)))
-        result = grade(lab, notebook)
+        with warnings.catch_warnings():
+            # The grading machinery's own warnings (SQLAlchemy, nbgrader) are not the learner's business;
+            # the learner's code runs in a separate kernel, whose output the result reports.
+            warnings.simplefilter("ignore")
+            result = grade(lab, notebook)
     except ProgressError as exc:
         _display(HTML(_message_html(str(exc), error=True)))
         return None
