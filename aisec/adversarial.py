@@ -246,9 +246,10 @@ def spam_filter(
     n_train: int = 1200,
     n_layers: int = 2,
     hidden: int = 32,
-    epochs: int = 4,
+    epochs: int = 6,
     lr: float = 3e-3,
     batch_size: int = 32,
+    unk_rate: float = 0.2,
 ) -> SpamFilter:
     """The content filter under attack: a 2-layer BERT-shaped classifier (from a
     ``BertConfig``, no download) on ``spam_corpus(n_train, seed)``, with a tokenizer
@@ -266,8 +267,10 @@ def spam_filter(
         "epochs": epochs,
         "lr": lr,
         "batch_size": batch_size,
+        "unk_rate": unk_rate,
         "seed": seed,
     }
+    unk_id = tokenizer.unk_token_id
     shell = SpamFilter(tokenizer, _bert(len(vocab), n_layers, hidden, seed))
 
     def train() -> dict[str, torch.Tensor]:
@@ -281,7 +284,14 @@ def spam_filter(
             order = torch.randperm(len(labels), generator=generator)
             for start in range(0, len(labels), batch_size):
                 idx = order[start : start + batch_size]
-                out = model(**{k: v[idx] for k, v in batch.items()}, labels=labels[idx])
+                inputs = {k: v[idx] for k, v in batch.items()}
+                # Token dropout: replace a few word pieces by [UNK] (ids 0-3 are the specials),
+                # as unknown words do occur in real mail; the filter learns [UNK] is no evidence.
+                ids = inputs["input_ids"].clone()
+                drop = (torch.rand(ids.shape, generator=generator) < unk_rate) & (ids > 3)
+                ids[drop] = unk_id
+                inputs["input_ids"] = ids
+                out = model(**inputs, labels=labels[idx])
                 opt.zero_grad()
                 out.loss.backward()
                 opt.step()
@@ -340,6 +350,7 @@ def epsilon_explorer(
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
+    from IPython.display import display
 
     xs = torch.as_tensor(x, dtype=torch.float32)
     ys = torch.as_tensor(y, dtype=torch.long)
@@ -376,7 +387,7 @@ def epsilon_explorer(
                 ax.axis("off")
             fig.suptitle(f"{title} at ε = {eps_slider.value:.2f}")
             fig.tight_layout()
-            plt.show(fig)
+            display(fig)
             plt.close(fig)
 
     eps_slider.observe(redraw, names="value")

@@ -1,0 +1,249 @@
+"""Unit tests of aisec.adversarial and of lab03's visible checks (fast: a few seconds)."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aisec import adversarial as adv
+from aisec.check import CheckFailed, check
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Train into a cache of this test session, never the course's."""
+    monkeypatch.setenv("AISEC_CACHE", str(tmp_path_factory.getbasetemp() / "aisec-cache"))
+
+
+# ------------------------------------------------------------------------------ corpus
+
+
+def test_spam_corpus_is_seeded_balanced_and_follows_its_rule():
+    a, b, c = adv.spam_corpus(300, 0), adv.spam_corpus(300, 0), adv.spam_corpus(300, 1)
+    assert a.texts == b.texts and np.array_equal(a.labels, b.labels)
+    assert a.texts != c.texts
+    assert a.labels.dtype == np.int64 and int(a.labels.sum()) == 150
+    spam_phrases = [p for slot in adv._PHRASES.values() for p in slot["spam"]]
+    for text, label in zip(a.texts, a.labels):
+        assert text.isascii() and text == text.lower()
+        hits = sum(p in text for p in spam_phrases)
+        assert (hits >= 2) == (label == 1), text
+    assert len(a.spam()) == 150
+
+
+def test_spam_corpus_rejects_tiny_sizes():
+    with pytest.raises(ValueError):
+        adv.spam_corpus(5)
+
+
+# ------------------------------------------------------------------------------ tokenizer
+
+
+def test_tokenizer_is_deterministic_and_homoglyphs_become_unknown():
+    texts = adv.spam_corpus(200, 0).texts
+    t1, t2 = adv.train_tokenizer(texts), adv.train_tokenizer(texts)
+    assert t1.get_vocab() == t2.get_vocab()
+    assert t1.tokenize("claim your free prize") == ["claim", "your", "free", "prize"]
+    disguised = "claim your fr\u0435e prize"  # Cyrillic ie
+    assert t1.tokenize(disguised) == ["claim", "your", "[UNK]", "prize"]
+    # an unseen ASCII word is spelled out, not lost
+    assert "[UNK]" not in t1.tokenize("zebra")
+    ids = t1("hi there")["input_ids"]
+    assert ids[0] == t1.cls_token_id and ids[-1] == t1.sep_token_id
+
+
+def test_homoglyph_table_is_confusable_and_nfkc_stable():
+    seen = set()
+    for latin, glyphs in adv.HOMOGLYPHS.items():
+        assert latin.isascii() and latin.isalpha() and latin.islower()
+        for g in glyphs:
+            assert not g.isascii() and unicodedata.normalize("NFKC", g) == g and g.lower() == g
+            assert g not in seen
+            seen.add(g)
+
+
+def test_substitutions_and_linf_distance():
+    assert adv.substitutions("free", "fr\u0435e") == 1
+    assert adv.substitutions("", "") == 0
+    with pytest.raises(ValueError):
+        adv.substitutions("free", "fre")
+    x = torch.zeros(2, 3)
+    assert adv.linf_distance(x, x + torch.tensor([0.1, -0.3, 0.2])) == pytest.approx(0.3)
+    assert adv.linf_distance(np.zeros(0), np.zeros(0)) == 0.0
+    with pytest.raises(ValueError):
+        adv.linf_distance(torch.zeros(2), torch.zeros(3))
+
+
+# ------------------------------------------------------------------------------ spam filter
+
+
+def test_spam_filter_learns_caches_and_is_fooled_by_unknown_words():
+    small = dict(n_train=400, epochs=3)
+    f1 = adv.spam_filter(0, **small)
+    test = adv.spam_corpus(200, 5)
+    assert f1.accuracy(test) >= 0.9
+    p = f1.spam_probability(test.texts[:7])
+    assert p.shape == (7,) and p.dtype == np.float64 and np.all((p >= 0) & (p <= 1))
+    assert f1.spam_probability([]).shape == (0,)
+    f2 = adv.spam_filter(0, **small)  # from the cache: the same weights
+    for (k, v1), v2 in zip(f1.model.state_dict().items(), f2.model.state_dict().values()):
+        assert torch.equal(v1, v2), k
+    assert np.array_equal(f1.predict(test.texts), f2.predict(test.texts))
+
+
+# ------------------------------------------------------------------------------ explorer
+
+
+class _Linear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.reshape(len(x), -1))
+
+
+def _shift(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+    return (x + eps).clamp(0, 1)
+
+
+def test_explore_step_describes_the_attack():
+    model, x = _Linear(), torch.full((64,), 0.5)
+    step = adv.explore_step(model, x, torch.tensor(3), _shift, 0.2)
+    assert torch.allclose(step["delta"], torch.full((64,), 0.2))
+    assert step["true"] == 3 and 0 <= step["adv_pred"] < 10 and 0.1 <= step["adv_conf"] <= 1
+
+
+def test_epsilon_explorer_builds_headless_and_reacts_to_the_slider():
+    import ipywidgets as widgets
+
+    model, xs, ys = _Linear(), torch.rand(5, 64), torch.arange(5)
+    box = adv.epsilon_explorer(model, xs, ys, _shift, eps=0.1, title="shift")
+    assert isinstance(box, widgets.VBox)
+    eps_slider, index = box.children[0].children
+    status = box.children[1]
+    assert "true label <b>0</b>" in status.value
+    index.value = 2
+    assert "true label <b>2</b>" in status.value
+    eps_slider.value = 0.3
+
+    def not_yet(*_):
+        raise NotImplementedError
+
+    stub = adv.epsilon_explorer(model, xs, ys, not_yet)
+    assert "not implemented" in stub.children[1].value
+
+
+# ------------------------------------------------------------------------------ lab03 visible checks
+
+
+def _fgsm(model, x, y, eps):
+    x = x.clone().detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
+    return (x + eps * g.sign()).clamp(0, 1).detach()
+
+
+def _fgsm_wrong_sign(model, x, y, eps):
+    x = x.clone().detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
+    return (x - eps * g.sign()).clamp(0, 1).detach()
+
+
+def _fgsm_no_clip(model, x, y, eps):
+    x = x.clone().detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
+    return (x + eps * g.sign()).detach()
+
+
+def _stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _passes(question, answer, capsys):
+    check(question, answer)
+    out = capsys.readouterr().out
+    assert "✘" not in out, out
+    return out
+
+
+def _failures(question, answer, capsys):
+    with pytest.raises(CheckFailed):
+        check(question, answer)
+    return capsys.readouterr().out
+
+
+def test_fgsm_check_passes_a_correct_fgsm(capsys):
+    assert "lab03.q1: 8/8 visible checks passed" in _passes("lab03.q1", _fgsm, capsys)
+
+
+def test_fgsm_check_explains_the_wrong_gradient_sign(capsys):
+    out = _failures("lab03.q1", _fgsm_wrong_sign, capsys)
+    assert "✘ raises the loss (gradient sign)" in out
+    assert "wrong sign" in out and "should go UP" in out
+
+
+def test_fgsm_check_explains_missing_clipping(capsys):
+    out = _failures("lab03.q1", _fgsm_no_clip, capsys)
+    assert "✘ keeps pixels in [0, 1] (clipping)" in out
+    assert "outside [0, 1]" in out and "Clip" in out
+
+
+@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4", "q5", "q6", "q7"])
+def test_every_check_fails_on_the_untouched_stub(question, capsys):
+    out = _failures(f"lab03.{question}", _stub, capsys)
+    assert "not answered yet" in out
+
+
+def test_text_checks_judge_evasion_and_normalisation(capsys):
+    def greedy(text, score, budget, homoglyphs=adv.HOMOGLYPHS):
+        cur, p = text, float(score([text])[0])
+        for _ in range(budget):
+            if p < 0.5:
+                break
+            cands = [cur[:i] + g + cur[i + 1 :] for i, ch in enumerate(cur) for g in homoglyphs.get(ch, ())]
+            ps = np.asarray(score(cands)) if cands else np.zeros(0)
+            if not cands or ps.min() >= p:
+                break
+            cur, p = cands[int(ps.argmin())], float(ps.min())
+        return cur
+
+    def spend_all(text, score, budget, homoglyphs=adv.HOMOGLYPHS):
+        out = list(text)
+        for i, ch in enumerate(text):
+            if budget and ch in homoglyphs:
+                out[i], budget = homoglyphs[ch][0], budget - 1
+        return "".join(out)
+
+    assert "3/3 visible checks passed" in _passes("lab03.q5", greedy, capsys)
+    assert "fewest edits" in _failures("lab03.q5", spend_all, capsys)
+
+    reverse = {g: k for k, gs in adv.HOMOGLYPHS.items() for g in gs}
+
+    def normalise(text):
+        text = unicodedata.normalize("NFKC", text)
+        return "".join(reverse.get(c, c) for c in text if unicodedata.category(c) != "Cf")
+
+    assert "2/2 visible checks passed" in _passes("lab03.q7", normalise, capsys)
+    out = _failures("lab03.q7", lambda t: unicodedata.normalize("NFKC", t).lower(), capsys)
+    assert "keep the case" in out or "zero-width" in out
+
+
+def test_metrics_check_catches_success_rate_over_all_inputs(capsys):
+    def metrics(model, x, y, x_adv):
+        with torch.no_grad():
+            pc, pa = model(x).argmax(1), torch.softmax(model(x_adv), 1)
+        return {
+            "clean_accuracy": float((pc == y).float().mean()),
+            "adv_accuracy": float((pa.argmax(1) == y).float().mean()),
+            "success_rate": float((pa.argmax(1) != y).float().mean()),  # wrong: counts the model's own mistakes
+            "mean_confidence": float(pa.max(1).values.mean()),
+        }
+
+    out = _failures("lab03.q3", metrics, capsys)
+    assert "success_rate" in out and "before" in out
