@@ -41,11 +41,12 @@ def free_port() -> int:
 
 
 def _pg_bin() -> Path | None:
-    found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
+    """Debian's server binaries (initdb, pg_ctl and psql side by side), else whatever PATH has."""
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return candidates[-1].parent if candidates else None
+    if candidates:
+        return candidates[-1].parent
+    found = shutil.which("initdb")
+    return Path(found).parent if found and (Path(found).parent / "psql").exists() else None
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest_grader import require_sandbox
-from tests.redteam.builders import insert_after, solved, submit, with_answer
+from conftest_grader import require_sandbox
+from redteam.builders import insert_after, solved, submit, with_answer
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,10 +18,10 @@ import nbformat
 import pytest
 
 from aisec.grading.sandbox import sandbox_env, sandbox_status
-from tests.conftest_grader import require_sandbox
-from tests.redteam.builders import submit
-from tests.redteam.fakelab import LAB, make_course
-from tests.redteam.submissions import CASES, MAX, NB
+from conftest_grader import require_sandbox
+from redteam.builders import submit
+from redteam.fakelab import LAB, make_course
+from redteam.submissions import CASES, MAX, NB
 
 pytestmark = pytest.mark.slow
 

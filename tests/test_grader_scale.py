@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest_grader import free_port, postgres_url, require_sandbox  # noqa: F401 - postgres_url is a fixture
-from tests.redteam.builders import solved, stub, submit, with_answer
-from tests.redteam.fakelab import LAB, make_course
+from conftest_grader import free_port, postgres_url, require_sandbox  # noqa: F401 - postgres_url is a fixture
+from redteam.builders import solved, stub, submit, with_answer
+from redteam.fakelab import LAB, make_course
 
 pytestmark = pytest.mark.slow
 NB = f"{LAB}.ipynb"

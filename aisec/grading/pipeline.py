@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -490,7 +491,11 @@ class Grader:
                 notes.append(f"{name}: executed WITHOUT the sandbox (explicitly allowed)")
             _atomic_write(self.runs / self.lab / student / f"{name}.json",
                           json.dumps({"code_digest": code_digest(sanitised), "run": run}))
-        result = self.api().autograde(self.lab, student, force=True, create=True)
+        with warnings.catch_warnings():
+            # nbgrader 0.9 triggers SQLAlchemy autoflush warnings on every autograde: noise.
+            warnings.filterwarnings("ignore", module="nbgrader")
+            warnings.filterwarnings("ignore", message=".*not in session.*")
+            result = self.api().autograde(self.lab, student, force=True, create=True)
         if not result.get("success"):
             err = (result.get("error") or result.get("log") or "unknown error").strip().splitlines()
             return Outcome(student, "failed", notes=notes + ["nbgrader could not grade it: " + (err[-1] if err else "")],
@@ -635,6 +640,7 @@ def feedback_for(cell: NotebookNode | None, passed: bool, secret_lines: list[str
         return "this question's test cell could not be graded"
     hints: list[str] = []
     errors: list[str] = []
+    hidden: list[str] = []
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream":
             for line in out.get("text", "").splitlines():
@@ -644,10 +650,19 @@ def feedback_for(cell: NotebookNode | None, passed: bool, secret_lines: list[str
         elif out.get("output_type") == "error":
             ename, evalue = out.get("ename", "Error"), out.get("evalue", "")
             if ename == "HiddenCheckFailed":
-                errors.append(f"hidden checks failed: {evalue}")
+                hidden.append(evalue)
             elif ename == "CheckFailed":
                 errors.append("visible checks failed (see the hints)")
             else:
                 errors.append(f"{ename}: {evalue}"[:300])
+    for evalue in hidden:
+        parts = evalue.split("; ")
+        # After an error in the cell, "no value was recorded" only repeats it: name the checks once.
+        missed = [p.split(" ", 1)[0] for p in parts if errors and "no value was recorded" in p]
+        failed = [p for p in parts if not (errors and "no value was recorded" in p)]
+        if failed:
+            errors.append(f"hidden checks failed: {'; '.join(failed)}")
+        if missed:
+            errors.append(f"hidden checks not reached: {', '.join(missed)}")
     text = " | ".join(errors + hints) or "the test cell failed"
     return scrub_text(text, secret_lines)

@@ -17,8 +17,8 @@ from typing import Any
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-from tests.redteam.builders import insert_after, solved, stub, with_answer
-from tests.redteam.fakelab import LAB
+from .builders import insert_after, solved, stub, with_answer
+from .fakelab import LAB
 
 NB = f"{LAB}.ipynb"
 MAX = 4.0
