@@ -188,6 +188,13 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
                 raise SandboxUnavailable(f"refusing to execute untrusted work: {why}")
             cfg = self.parent.config if self.parent is not None else self.config
             limits = GradingPipeline(config=cfg).limits_for(lab)
+            # The reference run first: it fills the model cache the submission then reads.
+            from aisec.grading.judge import reference_records
+
+            judge_cfg = cfg.JudgeRecords
+            if "source_root" in judge_cfg and "reference_dir" in judge_cfg:
+                reference_records(Path(judge_cfg.source_root), Path(judge_cfg.reference_dir), lab, notebook,
+                                  int(judge_cfg.get("timeout", 900)))
             data_dir = Path(self.release_root) / lab if self.release_root else None
             from aisec.cache import cache_dir
 

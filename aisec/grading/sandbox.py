@@ -46,6 +46,7 @@ RUNNER = Path(__file__).with_name("runner.py")
 AISEC_DIR = Path(aisec.__file__).resolve().parent
 SCRATCH = "/scratch"
 SANDBOX_CACHE = "/opt/aisec-cache"
+SANDBOX_CACHE_SHARED = "/opt/aisec-cache-shared"
 MiB = 1024 * 1024
 
 
@@ -174,8 +175,17 @@ def _bwrap_argv(scratch: Path, cache: Path | None, limits: Limits | None, uid: i
         # The submission's files are copied onto the tmpfs by the runner's shell: bind the
         # staging folder read-only at /input.
         argv += ["--ro-bind", str(scratch), "/input"]
-    if cache is not None and cache.is_dir():
-        argv += ["--bind" if cache_writable else "--ro-bind", str(cache), SANDBOX_CACHE]
+    if cache is not None and cache.is_dir() and cache_writable:
+        argv += ["--bind", str(cache), SANDBOX_CACHE]
+    else:
+        # The shared cache is read-only; the folder the kernel sees is a private tmpfs of
+        # symlinks to it, so loads hit the shared models and a student who trains a model of
+        # their own can still save it (into the scratch, gone with the sandbox).
+        argv += ["--size", size, "--tmpfs", SANDBOX_CACHE]
+        if cache is not None and cache.is_dir():
+            argv += ["--ro-bind", str(cache), SANDBOX_CACHE_SHARED]
+            for item in sorted(cache.iterdir()):
+                argv += ["--symlink", f"{SANDBOX_CACHE_SHARED}/{item.name}", f"{SANDBOX_CACHE}/{item.name}"]
     argv += ["--chdir", SCRATCH, "--clearenv"]
     for key, value in sandbox_env(uid).items():
         argv += ["--setenv", key, value]
@@ -266,7 +276,7 @@ def execute(
                 # /tmp (fresh tmpfs owned by root) are handed to the unprivileged uid first.
                 drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                         "--bounding-set=-all", "--no-new-privs", "--", "/bin/sh", "-c", script]
-                root_step = f"chown {uid}:{uid} {SCRATCH} /tmp && exec " + " ".join(_quote(a) for a in drop)
+                root_step = f"chown {uid}:{uid} {SCRATCH} /tmp {SANDBOX_CACHE} && exec " + " ".join(_quote(a) for a in drop)
                 argv += ["--", "/bin/sh", "-c", root_step]
             else:
                 argv += ["--", "/bin/sh", "-c", script]
