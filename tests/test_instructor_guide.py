@@ -6,7 +6,8 @@ Blocks are told apart by their fence:
 * ```` ```bash student ````: each student (alice, bob) in their own home folder, with ``USER`` set to them;
 * ```` ```bash hub ````: the hub administrator, with a private ``JUPYTER_CONFIG_DIR``;
 * ```` ```python ````: the hub-wide ``/etc/jupyter/nbgrader_config.py``; it is written into each student's home
-  folder, where nbgrader reads it.
+  folder, where nbgrader reads it, plus one line naming the student (on a hub, each student is a separate OS user
+  and nbgrader takes the user name; here one OS user plays both).
 
 Nothing else in the guide may look like a command to run: a block with another fence fails the test. Between
 fetching and submitting, alice solves the lab (the reference answers pasted into her answer cells) and bob hands
@@ -98,8 +99,11 @@ def test_instructor_guide_from_zero_to_grades(tmp_path: Path) -> None:
     fetched = False
     for i, (kind, code) in enumerate(guide_blocks()):
         if kind == "python":
-            for home in homes.values():
-                (home / "nbgrader_config.py").write_text(code)
+            for student, home in homes.items():
+                # On a hub every student is their own OS user, which nbgrader takes as the student id.
+                # Here one OS user plays both students, so each home's copy names its student.
+                identity = f"\nc.CourseDirectory.student_id = {student!r}  # test only: see above\n"
+                (home / "nbgrader_config.py").write_text(code + identity)
         elif kind == "bash hub":
             run(code, tmp_path, env, f"hub block {i}")
         elif kind == "bash student":
