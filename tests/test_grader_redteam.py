@@ -43,7 +43,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         grader = Grader(LAB, ws=ws)
         summary = grader.grade_class(workers=2, progress=False)
         yield {"summary": summary, "outcomes": {o.student: o for o in summary.outcomes}, "ws": ws, "root": root,
-               "grader": grader, "gradebook_bytes": gradebook_bytes}
+               "grader": grader}
     finally:
         for key, value in old.items():
             if value is None:
