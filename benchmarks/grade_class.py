@@ -132,7 +132,10 @@ def run_stock(lab: str, ws: Path, env: dict[str, str]) -> float:
 
     reference_records(ROOT / "solutions", ws / "references", lab, lab)  # not timed, as for the pipeline
     start = time.monotonic()
-    subprocess.run(nbg + ["autograde", lab, "--force"], cwd=cfgdir, env=env, capture_output=True)
+    # On the command line: nbgrader also reads the course root's configuration, which would
+    # otherwise put the sandboxed Execute back.
+    override = "--Autograde.autograde_preprocessors=" + json.dumps(STOCK_PREPROCESSORS)
+    subprocess.run(nbg + ["autograde", lab, "--force", override], cwd=cfgdir, env=env, capture_output=True)
     return time.monotonic() - start
 
 
