@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from aisec.check import Check, expect_type
 
@@ -51,25 +52,44 @@ def _q1_poison(answer: Any) -> None:
     assert np.array_equal(yp[others], s.y_train[others]), "labels of samples not in idx must not change"
     assert np.array_equal(xp[others], s.x_train[others]), "images of samples not in idx must not change"
     assert np.all(xp[idx][:, [54, 55, 62, 63]] == 1.0), "poisoned images should carry the trigger"
-    expected = np.sort(np.random.default_rng(0).choice(np.flatnonzero(s.y_train != 0), size=k, replace=False))
-    assert np.array_equal(idx, expected), "idx differs from the specified draw: use np.random.default_rng(seed).choice(eligible, size=k, replace=False), then sort"
 
 
 # ------------------------------------------------------------------------------ q2 ASR
 
 
-def _q2_range(answer: Any) -> None:
-    asr, backdoored, clean, split = answer
-    value = asr(backdoored, split.x_test, split.y_test, 0)
+class _TriggerFollower(torch.nn.Module):
+    """A stand-in for a backdoored model: predicts 0 whenever the trigger is present, else 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        triggered = (x[:, [54, 55, 62, 63]] == 1.0).all(dim=1)
+        logits = torch.zeros(x.shape[0], 10)
+        logits[triggered, 0] = 1.0
+        logits[~triggered, 1] = 1.0
+        return logits
+
+
+class _Constant(torch.nn.Module):
+    """A stand-in for a clean model that ignores the trigger: always predicts 5."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(x.shape[0], 10)
+        logits[:, 5] = 1.0
+        return logits
+
+
+def _q2_follower(answer: Any) -> None:
+    s = _split()
+    value = answer(_TriggerFollower(), s.x_test, s.y_test, 0)
     expect_type(value, float, "attack_success_rate(...)")
-    assert 0.0 <= value <= 1.0, f"a rate lies in [0, 1], got {value}"
-    assert value >= 0.9, f"the backdoored model should follow the trigger on >= 90% of non-target images, got {value:.2f}"
+    assert value == 1.0, f"a model that always obeys the trigger has ASR 1.0, got {value}"
 
 
-def _q2_clean(answer: Any) -> None:
-    asr, _, clean, split = answer
-    value = asr(clean, split.x_test, split.y_test, 0)
-    assert value < 0.2, f"the clean model should ignore the trigger (low ASR), got {value:.2f}: are you excluding target-class images?"
+def _q2_constant(answer: Any) -> None:
+    s = _split()
+    value = answer(_Constant(), s.x_test, s.y_test, 0)
+    assert value == 0.0, f"a model that always answers 5 never outputs the target 0: ASR 0.0, got {value}"
+    value5 = answer(_Constant(), s.x_test, s.y_test, 5)
+    assert value5 == 1.0, f"with target 5 the same model 'succeeds' on every non-5 image: ASR 1.0, got {value5}"
 
 
 # ---------------------------------------------------------------------------- q3 detect
@@ -278,8 +298,8 @@ CHECKS = {
         Check("poison_dataset poisons the specified samples", _q1_poison),
     ],
     "q2": [
-        Check("ASR of the backdoored model is a float >= 0.9", _q2_range),
-        Check("ASR of the clean model is low", _q2_clean),
+        Check("ASR of a model that always obeys the trigger is 1.0 (a float)", _q2_follower),
+        Check("ASR of a model that ignores the trigger", _q2_constant),
     ],
     "q3": [Check("detect_poison finds the poison (recall >= 0.8, precision >= 0.5)", _q3)],
     "q4": [Check("loading the payload writes 'pwned' into the marker, and nothing else", _q4)],
