@@ -51,7 +51,9 @@ def test_lab00_honest_with_warnings_full_marks_and_fake_int_loses_its_question(t
     assert fake.score == 16.0
     failed = [q for q in fake.questions if not q["passed"]]
     assert [q["grade_id"] for q in failed] == ["q6_k_anonymity_test"]
-    assert "could not be graded" in failed[0]["feedback"] and "FakeInt" in failed[0]["feedback"]
+    # The visible check already refuses an int subclass (its hint says so); the hidden record
+    # would refuse it too, outside the kernel.
+    assert "q6_k_anonymity_test.k" in failed[0]["feedback"] and "✘ k_anonymity" in failed[0]["feedback"]
     import nbformat
 
     probe = nbformat.read(tmp_path / "ws" / "autograded" / "env_probe" / LAB / NB, as_version=4)
