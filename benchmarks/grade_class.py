@@ -84,7 +84,9 @@ def make_class(lab: str, n: int, submitted: Path) -> dict[str, str]:
             kinds[f"s{i:02d}"] = kind
             continue
         elif kind == "hostile_fake_int":
-            nb = insert_after(honest, ids[-1], "class FakeInt(int):\n    def __eq__(self, o):\n        return True\n"
+            # Right after the k-anonymity answer, so its test cell sees the fake (lab 0).
+            where = next((g for g in ids if "k_anonymity" in g), ids[-1])
+            nb = insert_after(honest, where, "class FakeInt(int):\n    def __eq__(self, o):\n        return True\n"
                               "_real_k = k_anonymity\n"
                               "def k_anonymity(df, q):\n    return FakeInt(_real_k(df, q) + 1)\n")
         elif kind == "hostile_eq":
