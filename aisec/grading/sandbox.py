@@ -163,6 +163,8 @@ def _bwrap_argv(scratch: Path, cache: Path | None, limits: Limits | None, uid: i
         while str(parent) != "/" and str(parent) not in ancestors:
             ancestors.append(str(parent))
             parent = parent.parent
+    # The model cache is mounted under /opt: its parent must be traversable too.
+    ancestors += [d for d in (str(Path(SANDBOX_CACHE).parent),) if d not in ancestors]
     # bwrap creates missing mount points 0700 (root-only): the unprivileged uid must traverse them.
     for d in sorted(ancestors, key=len):
         argv += ["--perms", "0755", "--dir", d]
