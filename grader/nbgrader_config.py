@@ -14,6 +14,9 @@ c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKSPACE = os.path.abspath(os.environ.get("AISEC_WORKSPACE") or os.path.join(ROOT, ".workspace"))
 
+# nbgrader opens the gradebook before it creates folders: make the workspace exist first.
+os.makedirs(WORKSPACE, exist_ok=True)
+
 c.CourseDirectory.root = ROOT
 c.CourseDirectory.course_id = "aisec"
 c.CourseDirectory.source_directory = "solutions"

@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
+from html import unescape
 from pathlib import Path
 
 import nbformat
@@ -139,7 +141,10 @@ def test_feedback_is_html_without_hidden_tests(graded: dict) -> None:
         for page in pages:
             html = page.read_text()
             assert "<html" in html.lower() and "Score" in html
-            shown = [h for h in hidden if h in html]
+            # Tracebacks are coloured into <span>s: compare against the page's plain text.
+            text = unescape(re.sub(r"<[^>]+>", "", html))
+            assert "BEGIN HIDDEN TESTS" not in text, f"feedback for {student} shows a hidden test block"
+            shown = [h for h in hidden if h in text]
             assert not shown, f"feedback for {student} shows hidden test code: {shown[:3]}"
     untouched_html = "".join(p.read_text() for p in (workspace / "feedback" / "untouched" / lab).glob("*.html"))
     assert "HiddenCheckFailed" in untouched_html or "NotImplementedError" in untouched_html

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -47,6 +48,7 @@ from aisec.grading.sandbox import Limits, RunResult, apply_run, execute, sandbox
 PIPELINE_VERSION = "1"
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 SCRUBBED = "[hidden test code removed by the grader]"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -102,9 +104,11 @@ def hidden_lines(source_nb: NotebookNode) -> list[str]:
             stripped = line.strip()
             if stripped.startswith(HIDDEN_BEGIN):
                 inside = True
+                lines.append(HIDDEN_BEGIN)
                 continue
             if stripped.startswith(HIDDEN_END):
                 inside = False
+                lines.append(HIDDEN_END)
                 continue
             if inside and len(stripped) >= 12:
                 lines.append(stripped)
@@ -117,7 +121,9 @@ def scrub_text(text: str, secret_lines: list[str]) -> str:
         return text
     out = []
     for line in text.split("\n"):
-        out.append(SCRUBBED if any(s in line for s in secret_lines) else line)
+        # IPython colours tracebacks: match against the line without its ANSI escape codes.
+        plain = ANSI_ESCAPE.sub("", line)
+        out.append(SCRUBBED if any(s in plain for s in secret_lines) else line)
     return "\n".join(out)
 
 
@@ -395,8 +401,10 @@ class Grader:
             shutil.rmtree(dest)
         dest.mkdir(parents=True)
         notes: list[str] = []
-        if (src / "timestamp.txt").is_file():
-            shutil.copy2(src / "timestamp.txt", dest / "timestamp.txt")
+        # nbgrader's own bookkeeping travels with the submission (release_feedback needs the secret).
+        for extra in ("timestamp.txt", "submission_secret.txt"):
+            if (src / extra).is_file():
+                shutil.copy2(src / extra, dest / extra)
         present = sorted(p for p in src.glob("*.ipynb"))
         unmatched = [p for p in present if p.stem not in self.notebooks]
         to_run: dict[str, str] = {}
