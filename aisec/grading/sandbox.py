@@ -157,10 +157,14 @@ def _bwrap_argv(scratch: Path, cache: Path | None, limits: Limits | None, uid: i
             argv += ["--symlink", os.readlink(f"/{name}"), f"/{name}"]
         elif os.path.isdir(f"/{name}"):
             argv += ["--ro-bind", f"/{name}", f"/{name}"]
+    # /tmp is a private tmpfs; mount it before the read-only binds, which may live under /tmp
+    # (a checkout or virtualenv there would otherwise be hidden by it).
+    size = str((limits.scratch_mb if limits else 64) * MiB)
+    argv += ["--size", size, "--tmpfs", "/tmp"]
     ancestors: list[str] = []
     for p in _ro_paths():
         parent = Path(p).parent
-        while str(parent) != "/" and str(parent) not in ancestors:
+        while str(parent) not in ("/", "/tmp") and str(parent) not in ancestors:
             ancestors.append(str(parent))
             parent = parent.parent
     # The model cache is mounted under /opt: its parent must be traversable too.
@@ -170,8 +174,6 @@ def _bwrap_argv(scratch: Path, cache: Path | None, limits: Limits | None, uid: i
         argv += ["--perms", "0755", "--dir", d]
     for p in _ro_paths():
         argv += ["--ro-bind", p, p]
-    size = str((limits.scratch_mb if limits else 64) * MiB)
-    argv += ["--size", size, "--tmpfs", "/tmp"]
     argv += ["--size", size, "--tmpfs", SCRATCH]
     if scratch.exists():
         # The submission's files are copied onto the tmpfs by the runner's shell: bind the
