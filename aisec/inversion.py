@@ -20,11 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from torch import nn
 
-from aisec.cache import cached_model
-from aisec.models import MLP, _fingerprint, predict_proba, train_classifier
+from aisec.models import MLP, cached_classifier, predict_proba
 
 # ----------------------------------------------------------------------------- the API
 
@@ -218,25 +216,10 @@ def records_classifier(
     seed: int = 0,
 ) -> MLP:
     """The clinic's dose-band model: an MLP on :func:`encode_records`, trained and cached."""
-    x = encode_records(df)
-    y = dose_labels(df)
-    recipe = {
-        "hidden": list(hidden),
-        "epochs": epochs,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "seed": seed,
-        "data": _fingerprint(x, y),
-    }
-
-    def build() -> MLP:
-        torch.manual_seed(seed)
-        return MLP(x.shape[1], hidden, len(DOSE_BANDS))
-
-    def fit(model: nn.Module) -> None:
-        train_classifier(model, x, y, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed, batch_size=128)
-
-    return cached_model("records-mlp", recipe, build, fit)
+    return cached_classifier(
+        encode_records(df), dose_labels(df), name="records-mlp", hidden=hidden, epochs=epochs, lr=lr,
+        weight_decay=weight_decay, seed=seed, n_classes=len(DOSE_BANDS),
+    )
 
 
 # ------------------------------------------------------------------- measuring inversions

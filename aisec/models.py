@@ -72,6 +72,43 @@ def train_classifier(
     return model
 
 
+def cached_classifier(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    name: str,
+    hidden: Sequence[int] = (128,),
+    epochs: int = 30,
+    lr: float = 1e-2,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    n_classes: int | None = None,
+) -> MLP:
+    """An MLP on ``x_train`` (rows of features), trained once per recipe and cached.
+
+    The recipe key includes a fingerprint of the training data, so a different split or a
+    poisoned copy of the data trains a different model.
+    """
+    recipe = {
+        "hidden": list(hidden),
+        "epochs": epochs,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "seed": seed,
+        "data": _fingerprint(x_train, y_train),
+    }
+    classes = n_classes if n_classes is not None else int(np.max(y_train)) + 1
+
+    def build() -> MLP:
+        torch.manual_seed(seed)
+        return MLP(x_train.shape[1], hidden, classes)
+
+    def fit(model: nn.Module) -> None:
+        train_classifier(model, x_train, y_train, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed)
+
+    return cached_model(name, recipe, build, fit)
+
+
 def digits_classifier(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -83,29 +120,10 @@ def digits_classifier(
     weight_decay: float = 0.0,
     seed: int = 0,
 ) -> MLP:
-    """An MLP on 8x8 digits (64 features in [0, 1]), trained once per recipe and cached.
-
-    The recipe key includes a fingerprint of the training data, so a different split or a
-    poisoned copy of the data trains a different model.
-    """
-    fingerprint = _fingerprint(x_train, y_train)
-    recipe = {
-        "hidden": list(hidden),
-        "epochs": epochs,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "seed": seed,
-        "data": fingerprint,
-    }
-
-    def build() -> MLP:
-        torch.manual_seed(seed)
-        return MLP(x_train.shape[1], hidden, int(np.max(y_train)) + 1)
-
-    def fit(model: nn.Module) -> None:
-        train_classifier(model, x_train, y_train, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed)
-
-    return cached_model(name, recipe, build, fit)
+    """An MLP on 8x8 digits (64 features in [0, 1]), trained once per recipe and cached."""
+    return cached_classifier(
+        x_train, y_train, name=name, hidden=hidden, epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed
+    )
 
 
 def _fingerprint(*arrays: np.ndarray) -> str:
