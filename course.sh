@@ -61,7 +61,10 @@ install_system_packages() {
 case "${1:-help}" in
   start)
     install_python_packages
-    exec "$VENV/bin/jupyter" lab course/00_start_here.ipynb
+    extra=()
+    # Containers often run as root, which Jupyter refuses without this flag.
+    [ "$(id -u)" -eq 0 ] && extra+=(--allow-root)
+    exec "$VENV/bin/jupyter" lab "${extra[@]}" course/00_start_here.ipynb
     ;;
   test)
     shift
