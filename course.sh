@@ -64,7 +64,9 @@ case "${1:-help}" in
     extra=()
     # Containers often run as root, which Jupyter refuses without this flag.
     [ "$(id -u)" -eq 0 ] && extra+=(--allow-root)
-    exec "$VENV/bin/jupyter" lab "${extra[@]}" course/00_start_here.ipynb
+    # Serve the whole course folder (labs/ included) and open the start page first.
+    exec "$VENV/bin/jupyter" lab "${extra[@]}" --ServerApp.root_dir="$PWD" \
+      --LabApp.default_url=/lab/tree/course/00_start_here.ipynb
     ;;
   test)
     shift
