@@ -212,7 +212,8 @@ class SpamFilter:
         """Probability of the spam class for each text, shape (len(texts),), float64."""
         if len(texts) == 0:
             return np.zeros(0)
-        self.model.eval()
+        if self.model.training:  # a caller may have switched it; dropout must be off when scoring
+            self.model.eval()
         logits = self.model(**self.encode(texts)).logits
         return torch.softmax(logits, dim=1)[:, 1].double().numpy()
 

@@ -8,6 +8,7 @@ that detecting and removing it is a real exercise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -209,14 +210,25 @@ class Split:
 
 def digits(seed: int = 0, test_size: float = 0.3) -> Split:
     """scikit-learn's bundled 8x8 digits (1,797 images, no download), pixels in [0, 1],
-    split with a seeded, stratified shuffle. Images are flattened to 64 float32 features."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    split with a seeded, stratified shuffle. Images are flattened to 64 float32 features.
 
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_size, random_state=seed, stratify=y
-    )
-    return Split(x_train, y_train, x_test, y_test)
+    The split is cached like a model (keyed by seed, test size and scikit-learn's version):
+    importing scikit-learn costs a kernel 1-2 s, which a warm lab run should not pay."""
+    from importlib.metadata import version
+
+    from aisec.cache import cached_state_dict
+
+    def split() -> dict[str, Any]:
+        import torch
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        data = load_digits()
+        x = (data.data / 16.0).astype(np.float32)
+        y = data.target.astype(np.int64)
+        parts = train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y)
+        return {name: torch.from_numpy(part) for name, part in zip(("x_train", "x_test", "y_train", "y_test"), parts)}
+
+    recipe = {"seed": seed, "test_size": test_size, "scikit-learn": version("scikit-learn")}
+    arrays = cached_state_dict("digits-split", recipe, split)
+    return Split(*(arrays[name].numpy() for name in ("x_train", "y_train", "x_test", "y_test")))

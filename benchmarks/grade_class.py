@@ -152,7 +152,9 @@ def run_bare(lab: str, submitted: Path) -> float:
         except Exception:  # noqa: BLE001 - unreadable submissions cost nothing to execute
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+            # Same kernel teardown as the pipeline's runner (an immediate kill), so the ratio
+            # measures the sandbox and the grading, not a shutdown policy.
+            NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True, shutdown_kernel="immediate",
                            resources={"metadata": {"path": tmp}}).execute()
     return time.monotonic() - start
 
