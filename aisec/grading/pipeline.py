@@ -23,6 +23,7 @@ submission, the source and the grader) makes a rerun after a crash grade only wh
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -408,7 +409,7 @@ class Grader:
         present = sorted(p for p in src.glob("*.ipynb"))
         unmatched = [p for p in present if p.stem not in self.notebooks]
         to_run: dict[str, str] = {}
-        source_ids = self._source_ids()
+        source_ids = self._source_ids
         for name in self.notebooks:
             path = src / f"{name}.ipynb"
             if not path.is_file():
@@ -434,7 +435,7 @@ class Grader:
                 notes.append(f"kernel {kernel!r} replaced by python3")
             submitted_ids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells
                              if isinstance(c.get("metadata", {}).get("nbgrader"), dict)}
-            for missing in sorted(self._test_ids()[name] - submitted_ids):
+            for missing in sorted(self._test_ids[name] - submitted_ids):
                 notes.append(f"test cell {missing!r} was missing: restored from the source")
             for cell in nb.cells:
                 meta = cell.get("metadata", {}).get("nbgrader")
@@ -446,6 +447,7 @@ class Grader:
             to_run[name] = nbformat.writes(self._sanitise(nb, student, name))
         return to_run, notes
 
+    @functools.cached_property
     def _test_ids(self) -> dict[str, set[str]]:
         ids: dict[str, set[str]] = {}
         for name in self.notebooks:
@@ -454,6 +456,7 @@ class Grader:
                          if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c.cell_type == "code"}
         return ids
 
+    @functools.cached_property
     def _source_ids(self) -> dict[str, set[str]]:
         ids: dict[str, set[str]] = {}
         for name in self.notebooks:
@@ -579,7 +582,7 @@ class Grader:
         todo = list(students) if students is not None else self.students()
         outcomes: dict[str, Outcome] = {}
         pending: dict[str, tuple[list[str], str]] = {}
-        jobs: list[dict[str, Any]] = []
+        to_stage: list[tuple[str, str]] = []
         for student in todo:
             digest = self.submission_digest(student)
             marker = self.done / f"{student}.json"
@@ -588,16 +591,23 @@ class Grader:
                 if saved.get("digest") == digest:
                     outcomes[student] = Outcome(**{**saved, "status": "skipped"})
                     continue
-            try:
-                notebooks, notes = self.stage(student)
-            except Exception as exc:  # noqa: BLE001 - one broken submission never stops the class
-                outcomes[student] = Outcome(student, "failed", notes=[f"could not be staged: {type(exc).__name__}: {exc}"], digest=digest)
-                continue
-            pending[student] = (notes, digest)
-            jobs.append(self.job(student, notebooks))
+            to_stage.append((student, digest))
         cluster = None
         client = None
         bar = tqdm(total=len(todo), initial=len(outcomes), desc=f"grading {self.lab}", unit="sub", disable=not progress)
+
+        def staged_jobs() -> Iterator[dict[str, Any]]:
+            """Stage submissions one by one, so the first runs start while the rest are staged."""
+            for student, digest in to_stage:
+                try:
+                    notebooks, notes = self.stage(student)
+                except Exception as exc:  # noqa: BLE001 - one broken submission never stops the class
+                    outcomes[student] = Outcome(student, "failed", digest=digest,
+                                                notes=[f"could not be staged: {type(exc).__name__}: {exc}"])
+                    bar.update(1)
+                    continue
+                pending[student] = (notes, digest)
+                yield self.job(student, notebooks)
 
         def collect(student: str, answer: dict[str, Any] | None, error: BaseException | None) -> None:
             notes, digest = pending[student]
@@ -615,19 +625,21 @@ class Grader:
             bar.set_postfix_str(f"last: {student}")
 
         try:
-            if jobs and local:
+            if to_stage and local:
                 # One submission (self-grading): a cluster would cost more than the run.
-                for job in jobs:
+                for job in staged_jobs():
                     collect(job["student"], run_job(job), None)
-            elif jobs:
+            elif to_stage:
                 if scheduler:
                     client = Client(scheduler)
                 else:
                     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=40)
                     client = Client(cluster)
-                futures = {client.submit(run_job, job, key=f"aisec-{self.lab}-{job['student']}-{pending[job['student']][1]}",
-                                         pure=False, retries=1): job["student"] for job in jobs}
+                futures = {}
+                for job in staged_jobs():
+                    key = f"aisec-{self.lab}-{job['student']}-{pending[job['student']][1]}"
+                    futures[client.submit(run_job, job, key=key, pure=False, retries=1)] = job["student"]
                 for future in as_completed(futures):
                     try:
                         answer = future.result()
