@@ -98,7 +98,11 @@ def make_class(lab: str, n: int, submitted: Path) -> dict[str, str]:
                               "    def visit_Assert(self, node):\n        return ast.Pass()\n"
                               "get_ipython().ast_transformers.append(_NoAssert())\n")
         elif kind == "hostile_read_files":
-            nb = insert_after(honest, ids[0], "import glob\nprint(glob.glob('/**/solutions/**/*.ipynb', recursive=True)[:5])\n")
+            # The course's own path (leaked, say, by a traceback) and a shallow search: quick outside
+            # the sandbox too, so the unsandboxed runs are not timed walking the whole file system.
+            nb = insert_after(honest, ids[0], "import glob\n"
+                              f"print(glob.glob({str(ROOT / 'solutions' / '*' / '*.ipynb')!r}) + "
+                              "glob.glob('/*/*/solutions/*/*.ipynb'))\n")
         elif kind == "hostile_huge_print":
             nb = insert_after(honest, ids[0], "print('x' * (30 * 1024 * 1024))\n")
         else:
@@ -144,6 +148,9 @@ def run_stock(lab: str, ws: Path, env: dict[str, str]) -> float:
 def run_bare(lab: str, submitted: Path) -> float:
     """Execute every submitted notebook with nbclient, sequentially, and nothing else (timed)."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from aisec.grading.sandbox import Limits
 
     start = time.monotonic()
     for folder in sorted(submitted.glob(f"*/{lab}")):
@@ -152,10 +159,14 @@ def run_bare(lab: str, submitted: Path) -> float:
         except Exception:  # noqa: BLE001 - unreadable submissions cost nothing to execute
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            # Same kernel teardown as the pipeline's runner (an immediate kill), so the ratio
+            # Same per-cell time limit as the pipeline's default, same kernel teardown as the pipeline's runner (an immediate kill), so the ratio
             # measures the sandbox and the grading, not a shutdown policy.
-            NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True, shutdown_kernel="immediate",
-                           resources={"metadata": {"path": tmp}}).execute()
+            client = NotebookClient(nb, timeout=Limits().cell_timeout, kernel_name="python3", allow_errors=True,
+                                    shutdown_kernel="immediate", resources={"metadata": {"path": tmp}})
+            try:
+                client.execute()
+            except (CellTimeoutError, DeadKernelError) as exc:
+                print(f"bare run of {folder.parent.name}: {type(exc).__name__}", flush=True)
     return time.monotonic() - start
 
 
