@@ -1,4 +1,5 @@
-"""A cache of trained tiny models, stored as safetensors and keyed by their training recipe.
+"""A cache of trained tiny models (and of data that is slow to make, such as the digits split),
+stored as safetensors and keyed by their recipe.
 
 A lab trains a model once; later runs (and the grader) reload the same weights. The key is
 a hash of the recipe (every argument that changes the weights, plus the torch version), so

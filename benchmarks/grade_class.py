@@ -6,8 +6,9 @@ On the same generated class (honest, partial, broken and hostile submissions mix
 
 1. **stock**: ``nbgrader autograde LAB`` run once for the class, sequential, nbgrader's own
    ``Execute`` (no sandbox), with the course's record judge so that scores are comparable;
-2. **bare**: each submission's notebook executed with nbclient, one after the other, nothing else
-   (the floor: what executing the notebooks costs);
+2. **bare**: the notebooks the graders execute (each submission as nbgrader sanitises it, hidden
+   tests restored) run with nbclient, one after the other, nothing else (the floor: what
+   executing them costs);
 3. **pipeline**: ``aisec-grade class`` (sanitise, sandboxed execution on ``--workers`` Dask
    workers, nbgrader grading into the gradebook).
 
@@ -145,28 +146,37 @@ def run_stock(lab: str, ws: Path, env: dict[str, str]) -> float:
     return time.monotonic() - start
 
 
-def run_bare(lab: str, submitted: Path) -> float:
-    """Execute every submitted notebook with nbclient, sequentially, and nothing else (timed)."""
+def run_bare(lab: str, submitted: Path, ws: Path) -> float:
+    """Execute, with nbclient, sequentially and nothing else, the notebooks the graders execute:
+    each submission as nbgrader sanitises it (test cells, hidden tests included, restored from
+    the source), next to the lab's data files. Only the execution is timed."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    from aisec.grading.pipeline import Grader
     from aisec.grading.sandbox import Limits
 
+    shutil.copytree(submitted, ws / "submitted")
+    grader = Grader(lab, ws=ws, log=lambda _msg: None)
+    grader.prepare()
+    notebooks = []
+    for student in grader.students():
+        staged, _notes = grader.stage(student)
+        notebooks += [nbformat.reads(text, as_version=4) for text in staged.values()]
+    data = [f for f in grader.release_dir.iterdir() if f.is_file() and f.suffix != ".ipynb"]
     start = time.monotonic()
-    for folder in sorted(submitted.glob(f"*/{lab}")):
-        try:
-            nb = nbformat.read(folder / f"{lab}.ipynb", as_version=4)
-        except Exception:  # noqa: BLE001 - unreadable submissions cost nothing to execute
-            continue
+    for nb in notebooks:
         with tempfile.TemporaryDirectory() as tmp:
-            # Same per-cell time limit as the pipeline's default, same kernel teardown as the pipeline's runner (an immediate kill), so the ratio
-            # measures the sandbox and the grading, not a shutdown policy.
+            for f in data:
+                shutil.copy2(f, tmp)
+            # The pipeline's per-cell time limit and kernel teardown (an immediate kill), so the
+            # ratio measures the sandbox and the grading, not a shutdown policy.
             client = NotebookClient(nb, timeout=Limits().cell_timeout, kernel_name="python3", allow_errors=True,
                                     shutdown_kernel="immediate", resources={"metadata": {"path": tmp}})
             try:
                 client.execute()
             except (CellTimeoutError, DeadKernelError) as exc:
-                print(f"bare run of {folder.parent.name}: {type(exc).__name__}", flush=True)
+                print(f"bare run: {type(exc).__name__}", flush=True)
     return time.monotonic() - start
 
 
@@ -190,7 +200,9 @@ def main() -> None:
     stock = run_stock(args.lab, stock_ws, dict(env, AISEC_WORKSPACE=str(stock_ws)))
     print(f"stock sequential nbgrader autograde: {stock:.1f} s", flush=True)
 
-    bare = None if args.skip_bare else run_bare(args.lab, submitted)
+    bare_ws = base / "bare"
+    os.environ["AISEC_WORKSPACE"] = str(bare_ws)
+    bare = None if args.skip_bare else run_bare(args.lab, submitted, bare_ws)
     if bare is not None:
         print(f"bare sequential execution:          {bare:.1f} s", flush=True)
 

@@ -58,6 +58,25 @@ def test_digits_split_is_stratified_scaled_and_seeded() -> None:
     assert set(np.bincount(split.y_test)) <= set(range(50, 60))
 
 
+def test_digits_split_cached_is_scikit_learns_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path))
+    fresh = data.digits(seed=3)
+    assert len(list(tmp_path.glob("digits-split-*.safetensors"))) == 1
+    cached = data.digits(seed=3)
+    raw = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        (raw.data / 16.0).astype(np.float32), raw.target.astype(np.int64), test_size=0.3, random_state=3,
+        stratify=raw.target)
+    for split in (fresh, cached):
+        assert np.array_equal(split.x_train, x_train) and np.array_equal(split.x_test, x_test)
+        assert np.array_equal(split.y_train, y_train) and np.array_equal(split.y_test, y_test)
+        assert split.x_train.dtype == np.float32 and split.y_train.dtype == np.int64
+    assert not np.array_equal(data.digits(seed=4).y_test, cached.y_test)  # the seed is part of the key
+
+
 def test_public_register_names_most_customers() -> None:
     customers = data.people(200, seed=2)
     register = data.public_register(customers, seed=2)

@@ -489,8 +489,11 @@ class Grader:
 
     # -- phase 2 -------------------------------------------------------------------------
 
-    def finish(self, student: str, runs: dict[str, Any], notes: list[str], digest: str, seconds: float) -> Outcome:
-        """Checkpoint the runs, grade with nbgrader into the gradebook, write the done marker."""
+    def finish(self, student: str, runs: dict[str, Any], notes: list[str], digest: str, seconds: float,
+               code_digests: dict[str, str]) -> Outcome:
+        """Checkpoint the runs, grade with nbgrader into the gradebook, write the done marker.
+
+        ``code_digests``: the code digest of each notebook that was sent to run (as staged)."""
         notes = list(notes)
         runs = dict(runs)
         for name in self.notebooks:
@@ -498,8 +501,11 @@ class Grader:
                 # A stand-in for an unreadable or missing notebook: nothing of the student's ran.
                 runs[name] = RunResult("not_run", "nothing was executed (see the notes)", {}, 0.0, True).to_json()
         for name, run in runs.items():
-            nb = nbformat.read(self.staged / student / self.lab / f"{name}.ipynb", as_version=4)
-            sanitised = self._sanitise(nb, student, name)
+            if name in code_digests:
+                run_digest = code_digests[name]
+            else:  # a stand-in: what nbgrader will sanitise from the staged copy
+                nb = nbformat.read(self.staged / student / self.lab / f"{name}.ipynb", as_version=4)
+                run_digest = code_digest(self._sanitise(nb, student, name))
             result = RunResult.from_json(run)
             if result.status == "no_sandbox":
                 return Outcome(student, "failed", notes=notes + [result.reason], digest=digest, seconds=seconds)
@@ -508,7 +514,7 @@ class Grader:
             if not result.sandboxed:
                 notes.append(f"{name}: executed WITHOUT the sandbox (explicitly allowed)")
             _atomic_write(self.runs / self.lab / student / f"{name}.json",
-                          json.dumps({"code_digest": code_digest(sanitised), "run": run}))
+                          json.dumps({"code_digest": run_digest, "run": run}))
         with warnings.catch_warnings():
             # nbgrader 0.9 triggers SQLAlchemy autoflush warnings on every autograde: noise.
             warnings.filterwarnings("ignore", module="nbgrader")
@@ -581,7 +587,7 @@ class Grader:
         self.prepare()
         todo = list(students) if students is not None else self.students()
         outcomes: dict[str, Outcome] = {}
-        pending: dict[str, tuple[list[str], str]] = {}
+        pending: dict[str, tuple[list[str], str, dict[str, str]]] = {}
         to_stage: list[tuple[str, str]] = []
         for student in todo:
             digest = self.submission_digest(student)
@@ -606,18 +612,19 @@ class Grader:
                                                 notes=[f"could not be staged: {type(exc).__name__}: {exc}"])
                     bar.update(1)
                     continue
-                pending[student] = (notes, digest)
+                code_digests = {name: code_digest(nbformat.reads(text, as_version=4)) for name, text in notebooks.items()}
+                pending[student] = (notes, digest, code_digests)
                 yield self.job(student, notebooks)
 
         def collect(student: str, answer: dict[str, Any] | None, error: BaseException | None) -> None:
-            notes, digest = pending[student]
+            notes, digest, code_digests = pending[student]
             if error is not None or answer is None:
                 outcomes[student] = Outcome(student, "failed", digest=digest,
                                             notes=notes + [f"execution failed: {type(error).__name__}: {error}"])
             else:
                 seconds = sum(float(r.get("seconds", 0)) for r in answer["runs"].values())
                 try:
-                    outcomes[student] = self.finish(student, answer["runs"], notes, digest, seconds)
+                    outcomes[student] = self.finish(student, answer["runs"], notes, digest, seconds, code_digests)
                 except Exception as exc:  # noqa: BLE001 - recorded, the rest of the class goes on
                     outcomes[student] = Outcome(student, "failed", digest=digest,
                                                 notes=notes + [f"grading failed: {type(exc).__name__}: {exc}"])
