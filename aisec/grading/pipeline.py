@@ -346,7 +346,15 @@ class Grader:
         self.cfg.OverwriteCells.add_missing_cells = True
         pps = list(self.cfg.Autograde.autograde_preprocessors)
         pps = ["aisec.grading.pipeline.SandboxExecute" if p in ("nbgrader.preprocessors.Execute", "aisec.grading.pipeline.SandboxExecute") else p for p in pps]
-        self.cfg.Autograde.autograde_preprocessors = pps
+        # Staging already ran CheckCellMetadata on the sanitised notebook, and the steps after it
+        # only write outputs and grades: a second schema validation per cell is pure cost here.
+        self.cfg.Autograde.autograde_preprocessors = [p for p in pps if p != "nbgrader.preprocessors.CheckCellMetadata"]
+        # nbgrader's sanitize preprocessors run once, at staging (their output is the staged copy
+        # and what the sandbox ran); grading the staged copy must not sanitise it a second time.
+        from nbgrader.converters import Autograde
+
+        self._sanitizers = [cls(config=self.cfg) for cls in Autograde(config=self.cfg).sanitize_preprocessors]
+        self.cfg.Autograde.sanitize_preprocessors = []
         self._api: Any = None
         # nbgrader runs the `alembic` command of its own environment when it creates a gradebook.
         bindir = str(Path(sys.executable).parent)
@@ -395,7 +403,10 @@ class Grader:
         return h.hexdigest()[:24]
 
     def stage(self, student: str) -> tuple[dict[str, str], list[str]]:
-        """Stage and sanitise one submission: ``({notebook: sanitised JSON to run}, notes)``."""
+        """Stage and sanitise one submission: ``({notebook: sanitised JSON to run}, notes)``.
+
+        The staged copies are the sanitised notebooks (nbgrader grades exactly what ran); a
+        missing or unreadable notebook is staged as the sanitised blank release, not run."""
         src = self.submitted / student / self.lab
         dest = self.staged / student / self.lab
         if dest.exists():
@@ -419,7 +430,7 @@ class Grader:
                 else:
                     notes.append(f"{name}.ipynb is missing from the submission: its questions score 0")
                     # The blank release stands in for it, so its questions get a recorded zero.
-                    nbformat.write(nbformat.read(self.release_dir / f"{name}.ipynb", as_version=4), dest / f"{name}.ipynb")
+                    self._stage_blank(student, name, dest)
                     continue
             try:
                 nb = nbformat.read(path, as_version=4)
@@ -427,8 +438,7 @@ class Grader:
                     raise ValueError("no list of cells")
             except Exception as exc:  # noqa: BLE001 - any unreadable file is the submission's fault, recorded
                 notes.append(f"{path.name} is not a readable notebook ({type(exc).__name__}: {str(exc)[:120]}): scored 0")
-                nb = nbformat.read(self.release_dir / f"{name}.ipynb", as_version=4)
-                nbformat.write(nb, dest / f"{name}.ipynb")
+                self._stage_blank(student, name, dest)
                 continue  # nothing of the student's to run: the blank release scores 0
             kernel = nb.metadata.get("kernelspec", {}).get("name") if isinstance(nb.metadata.get("kernelspec"), dict) else None
             if kernel != "python3":
@@ -443,9 +453,13 @@ class Grader:
                     notes.append(f"cell id {meta['grade_id']!r} is not in the lab (renamed?): treated as an ordinary cell, "
                                  "the lab's own cell was restored")
                     del cell.metadata["nbgrader"]
-            nbformat.write(nb, dest / f"{name}.ipynb")
             to_run[name] = nbformat.writes(self._sanitise(nb, student, name))
+            (dest / f"{name}.ipynb").write_text(to_run[name])
         return to_run, notes
+
+    def _stage_blank(self, student: str, name: str, dest: Path) -> None:
+        blank = nbformat.read(self.release_dir / f"{name}.ipynb", as_version=4)
+        (dest / f"{name}.ipynb").write_text(nbformat.writes(self._sanitise(blank, student, name)))
 
     @functools.cached_property
     def _test_ids(self) -> dict[str, set[str]]:
@@ -466,13 +480,10 @@ class Grader:
 
     def _sanitise(self, nb: NotebookNode, student: str, name: str) -> NotebookNode:
         """nbgrader's own sanitize step (as ``nbgrader autograde`` runs it), in this process."""
-        from nbgrader.converters import Autograde
-
         resources = {"nbgrader": {"student": student, "assignment": self.lab, "notebook": name,
                                   "db_url": self.cfg.CourseDirectory.db_url}}
         nb = nbformat.reads(nbformat.writes(nb), as_version=4)  # a copy, with sources as str
-        for cls in Autograde(config=self.cfg).sanitize_preprocessors:
-            pp = cls(config=self.cfg)
+        for pp in self._sanitizers:
             nb, resources = pp.preprocess(nb, resources)
         return nb
 
@@ -503,9 +514,8 @@ class Grader:
         for name, run in runs.items():
             if name in code_digests:
                 run_digest = code_digests[name]
-            else:  # a stand-in: what nbgrader will sanitise from the staged copy
-                nb = nbformat.read(self.staged / student / self.lab / f"{name}.ipynb", as_version=4)
-                run_digest = code_digest(self._sanitise(nb, student, name))
+            else:  # a stand-in: the staged copy is already sanitised
+                run_digest = code_digest(nbformat.read(self.staged / student / self.lab / f"{name}.ipynb", as_version=4))
             result = RunResult.from_json(run)
             if result.status == "no_sandbox":
                 return Outcome(student, "failed", notes=notes + [result.reason], digest=digest, seconds=seconds)
@@ -640,7 +650,10 @@ class Grader:
                 if scheduler:
                     client = Client(scheduler)
                 else:
-                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                    # In-process workers: a task only waits on its sandbox (a separate process tree
+                    # per submission), so worker processes would add start-up and transfer cost
+                    # and no isolation. Other hosts join through a scheduler address.
+                    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
                                            dashboard_address=None, silence_logs=40)
                     client = Client(cluster)
                 futures = {}
