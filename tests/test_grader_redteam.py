@@ -158,3 +158,17 @@ def test_sandbox_status_is_reported() -> None:
     assert isinstance(why, str) and why
     if os.environ.get("CI") == "true":
         assert usable, why
+
+
+def test_concurrent_sandboxes_of_one_process_get_their_own_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask's local workers are threads of one process: each running sandbox needs its own uid,
+    or a fork bomb in one submission would use up the process limit of the one beside it."""
+    from aisec.grading import sandbox
+
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)  # the uid is only dropped to as root
+    with sandbox._uid_slot() as first, sandbox._uid_slot() as second:
+        assert sandbox._sandbox_uid(first) != sandbox._sandbox_uid(second)
+        held = {sandbox._sandbox_uid(first), sandbox._sandbox_uid(second)}
+    with sandbox._uid_slot() as again:  # released slots are reused, never leaked
+        assert sandbox._sandbox_uid(again) in held
+    assert all(uid > 65535 for uid in held)  # never a system or ordinary user's uid
