@@ -144,6 +144,12 @@ def scrub_outputs(nb: NotebookNode, secret_lines: list[str]) -> None:
                         out["data"][mime] = scrub_text(value, secret_lines)
 
 
+@functools.lru_cache(maxsize=32)
+def _source_hidden_lines(path: str, mtime_ns: int) -> list[str]:
+    """:func:`hidden_lines` of a source notebook file, read once per version of the file."""
+    return hidden_lines(nbformat.read(path, as_version=4))
+
+
 def code_digest(nb: NotebookNode) -> str:
     """Hash of the code cells' sources: ties a sandbox run to the notebook it ran."""
     h = hashlib.sha256()
@@ -210,7 +216,7 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
         if self.source_root:
             source = Path(self.source_root) / lab / f"{notebook}.ipynb"
             if source.is_file():
-                scrub_outputs(nb, hidden_lines(nbformat.read(source, as_version=4)))
+                scrub_outputs(nb, _source_hidden_lines(str(source), source.stat().st_mtime_ns))
         resources.setdefault("aisec", {})["run"] = {"status": run.status, "reason": run.reason, "sandboxed": run.sandboxed}
         return nb, resources
 

@@ -28,9 +28,12 @@ import sys
 import time
 from typing import Any
 
-# jsonschema (under nbformat) optionally imports rfc3987_syntax, which compiles a grammar for
-# seconds at import; the runner never validates IRIs, and every submission pays this import.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+# jsonschema (under nbformat) imports every optional string-format checker it finds installed
+# (rfc3987_syntax alone compiles a grammar for seconds; isoduration pulls in arrow). The runner
+# never checks formats, and every submission pays these imports: mark them as absent.
+for _optional in ("rfc3987_syntax", "rfc3987", "rfc3986_validator", "rfc3339_validator", "isoduration", "fqdn",
+                  "idna", "webcolors", "jsonpointer", "uri_template"):
+    sys.modules.setdefault(_optional, None)  # type: ignore[arg-type]
 
 import nbformat  # noqa: E402 - after the import block above
 from nbclient import NotebookClient  # noqa: E402
