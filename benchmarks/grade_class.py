@@ -150,6 +150,18 @@ def run_stock(lab: str, ws: Path, env: dict[str, str]) -> float:
     return time.monotonic() - start
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far (Linux ``/proc/stat``)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def utilisation(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Share of all cores' time that was busy between two :func:`cpu_ticks` readings."""
+    return round((after[0] - before[0]) / max(1, after[1] - before[1]), 3)
+
+
 def _bare_env() -> None:
     """Run the kernels with the sandbox's thread settings (one core per notebook), so the floor
     executes exactly what the pipeline's kernels execute; only the sandbox and grading differ."""
@@ -183,6 +195,9 @@ def _bare_one(args: tuple[str, list[str]]) -> float:
     return time.monotonic() - start
 
 
+UTILISATION: dict[str, float] = {}
+
+
 def run_bare(lab: str, submitted: Path, ws: Path, workers: int) -> float:
     """Execute, with nbclient and nothing else, the notebooks the graders execute: each
     submission as nbgrader sanitises it (test cells, hidden tests included, restored from the
@@ -208,8 +223,9 @@ def run_bare(lab: str, submitted: Path, ws: Path, workers: int) -> float:
         return time.monotonic() - start
     with ProcessPoolExecutor(workers, initializer=_bare_env) as pool:
         list(pool.map(time.sleep, [0.5] * workers))  # the pool's processes are up before the clock starts
-        start = time.monotonic()
+        start, ticks = time.monotonic(), cpu_ticks()
         list(pool.map(_bare_one, [(text, data) for text in notebooks]))
+        UTILISATION["bare_parallel"] = utilisation(ticks, cpu_ticks())
         return time.monotonic() - start
 
 
@@ -255,9 +271,10 @@ def main() -> None:
 
     grader = Grader(args.lab, ws=pipe_ws)
     grader.prepare()  # registration and reference run, not timed (as for stock)
-    start = time.monotonic()
+    start, ticks = time.monotonic(), cpu_ticks()
     summary = grader.grade_class(workers=args.workers, progress=True)
     pipeline = time.monotonic() - start
+    UTILISATION["pipeline"] = utilisation(ticks, cpu_ticks())
     print(summary.render())
     print(f"pipeline ({args.workers} workers):             {pipeline:.1f} s", flush=True)
 
@@ -278,6 +295,7 @@ def main() -> None:
         "overhead_vs_perfectly_scaled_bare": None if bare_seq is None else round(pipeline / (bare_seq / args.workers), 2),
         "bare_parallel_scaling": None if bare_seq is None else round(bare_seq / bare_par, 2),
         "honest_scores_identical": same if stock is not None else None,
+        "cpu_utilisation": UTILISATION,
         "kinds": kinds, "stock_scores": stock_scores, "pipeline_scores": pipe_scores,
         "load_average_at_end": os.getloadavg(),
     }
