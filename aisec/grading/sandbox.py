@@ -26,6 +26,7 @@ Where bubblewrap cannot run (no user namespaces: some Binder or container hosts)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import selectors
@@ -254,7 +255,9 @@ def font_cache(cache: Path) -> Path | None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        target = cache / f"matplotlib-fonts-{version('matplotlib')}"
+        # Keyed by the interpreter too: the list holds the paths of the fonts matplotlib ships.
+        prefix = hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]
+        target = cache / f"matplotlib-fonts-{version('matplotlib')}-{prefix}"
     except PackageNotFoundError:
         return None
     if any(target.glob("fontlist-*.json")):
@@ -323,10 +326,10 @@ def execute(
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         os.chmod(staging, 0o755)
         inner = _prlimit_argv(limits) + [sys.executable, "-I", str(RUNNER)]
-        copy = f"cp -r /input/. {SCRATCH}/ && mkdir -p /tmp/matplotlib && cd {SCRATCH} && exec "
+        copy = f"mkdir -p /tmp/matplotlib && cp -r /input/. {SCRATCH}/ && cd {SCRATCH} && exec "
         fonts = font_cache(cache) if sandboxed and cache is not None and cache.is_dir() else None
         if fonts is not None:
-            copy = f"cp {SANDBOX_CACHE}/{fonts.name}/fontlist-*.json /tmp/matplotlib/ 2>/dev/null; " + copy
+            copy = f"mkdir -p /tmp/matplotlib; cp {SANDBOX_CACHE}/{fonts.name}/fontlist-*.json /tmp/matplotlib/ 2>/dev/null; " + copy
         if sandboxed:
             uid = _sandbox_uid(stack.enter_context(_uid_slot()))
             argv = _bwrap_argv(staging, cache, limits, uid, cache_writable)
