@@ -153,12 +153,16 @@ def record(
     at_least: float | None = None,
     at_most: float | None = None,
     unordered: bool = False,
+    score: str | None = None,
 ) -> None:
     """Display ``value`` for the grader under ``key`` (hidden tests only).
 
     The rule (``atol``/``rtol`` closeness to the reference value, or the thresholds
     ``at_least``/``at_most``, or ``unordered`` comparison of lists) is read by the grader
-    from the *reference* run, never from the student's.
+    from the *reference* run, never from the student's. With ``score="<name>"`` the value is a
+    set of raw outputs: the grader computes a rate from them with
+    ``aisec.grading.scorers.SCORERS[name]`` (against the truth carried by the reference's value)
+    and applies ``at_least``/``at_most`` to that rate.
     """
     from IPython.display import display
 
@@ -172,6 +176,7 @@ def record(
         "at_least": None if at_least is None else float(at_least),
         "at_most": None if at_most is None else float(at_most),
         "unordered": bool(unordered),
+        "score": None if score is None else str(score),
     }
     display({RECORD_MIME: payload, "text/plain": f"[value recorded for grading: {key}]"}, raw=True)
 

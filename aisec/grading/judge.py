@@ -84,13 +84,26 @@ def compare(reference: Record, student: Record | None) -> str | None:
         return f"the value could not be graded ({student['invalid']})"
     rule = reference["rule"]
     value = student.get("value")
+    measured = "is"
+    if rule.get("score"):
+        # A rate the grader measures itself from the student's raw outputs (aisec.grading.scorers).
+        from aisec.grading.scorers import SCORERS, Malformed
+
+        scorer = SCORERS.get(rule["score"])
+        if scorer is None:
+            return f"names an unknown scorer {rule['score']!r} (an authoring error: tell your instructor)"
+        try:
+            value = scorer(reference["value"], value)
+        except Malformed as exc:
+            return f"{exc}"
+        measured = f"(its {rule['score'].replace('_', ' ')}, measured by the grader) is"
     if rule.get("at_least") is not None or rule.get("at_most") is not None:
         if not _is_number(value) or not math.isfinite(value):
             return f"should be a finite number, got {_describe(value)}"
         if rule.get("at_least") is not None and value < rule["at_least"]:
-            return "is below the required threshold"
+            return f"{measured} below the required threshold"
         if rule.get("at_most") is not None and value > rule["at_most"]:
-            return "is above the allowed threshold"
+            return f"{measured} above the allowed threshold"
         return None
     expected = reference["value"]
     if rule.get("unordered"):
