@@ -12,8 +12,11 @@ obeys any instruction addressed to an assistant that it finds in its context, th
 instruction-tuned LLMs too often do. This makes every run reproducible; the vulnerability
 studied here lives in the *app* (what it puts in the context, what it renders), not in the
 stand-in. The stand-in follows one documented convention for separating untrusted data
-(``UNTRUSTED_OPEN``/``UNTRUSTED_CLOSE``) and, like real models, it can be confused by a
-forged closing delimiter.
+(``UNTRUSTED_OPEN``/``UNTRUSTED_CLOSE``) by construction, and it can be confused by a forged
+closing delimiter: a deliberate imitation of a failure seen in real models, which honour such
+conventions only with some probability. Module 5 (``course/lesson05_llm_agents.ipynb`` and
+``labs/lab05_llm_agents/``) measures prompt injection and its defences as rates on a real
+instruction-tuned model (:mod:`aisec.llm`).
 
 This module holds the app, its data and the seeded attack variants. The payload and the
 defences (sanitiser, separation of untrusted content, detector) are written in the lab.
@@ -195,8 +198,8 @@ def fill_template(template: str, convo: Conversation) -> str:
 
 def _instruction_view(context: str, nonce: str | None) -> str:
     """The part of the context the stand-in treats as instructions: everything outside
-    untrusted blocks. Like real models it is sloppy about *closing* delimiters: any
-    ``<</untrusted`` ends a block, whatever nonce follows it."""
+    untrusted blocks. It is deliberately sloppy about *closing* delimiters (imitating a failure
+    seen in real models): any ``<</untrusted`` ends a block, whatever nonce follows it."""
     if nonce is None:
         return context
     opener = UNTRUSTED_OPEN.format(nonce=nonce)

@@ -104,14 +104,15 @@ def _q4_choice(answer: Any) -> None:
 
 
 def _q5_form(answer: Any) -> None:
-    spotlight, system = answer
-    expect_type(system, str, "SPOTLIGHT_SYSTEM")
+    spotlight, spotlight_system = answer
+    system = spotlight_system()
+    expect_type(system, str, "spotlight_system()")
     body = "Can we move our lunch to Thursday at noon?"
     out = spotlight(body)
     expect_type(out, str, "spotlight(body)")
     assert out != body, "spotlight(body) returned the body unchanged: mark or encode it"
     assert spotlight(body) == out, "spotlight should be deterministic"
-    assert "tool" in system.lower() or "summarise" in system, "keep the tool list of AGENT_SYSTEM in SPOTLIGHT_SYSTEM"
+    assert "tool" in system.lower() or "summarise" in system, "keep the tool list of AGENT_SYSTEM in spotlight_system()"
 
 
 # --------------------------------------------------------------------------- q6 flow policy
