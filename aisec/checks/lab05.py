@@ -77,11 +77,11 @@ def _q3_works(answer: Any) -> None:
     from aisec.lab05.secrets import conversation, leaked, targets
 
     make_attacks, lm = answer
-    apps = targets(0, n=2)
+    apps = targets(0, n=1)
     pairs = [(t, a) for t in apps for a in make_attacks(t.thing)[:3]]
     replies = lm.generate([conversation(t, a) for t, a in pairs], max_new_tokens=16)
     hits = sum(leaked(t.secret, r) for (t, _), r in zip(pairs, replies))
-    assert hits >= 1, f"none of your {len(pairs)} attempts on two visible apps leaked the secret; look at which families work"
+    assert hits >= 1, f"none of your {len(pairs)} attempts on a visible app leaked the secret; look at which families work"
 
 
 # --------------------------------------------------------------------- q4 constrained decoding
