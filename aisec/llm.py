@@ -129,7 +129,7 @@ class ChatModel:
         conversations: Sequence[Conversation],
         *,
         max_new_tokens: int = 24,
-        batch_size: int = 64,
+        batch_size: int = 32,
         temperature: float = 0.0,
         seed: int = 0,
         progress: bool = False,
@@ -187,7 +187,7 @@ class ChatModel:
         batch = torch.tensor([c + [pad] * (width - len(c)) for c in cand_ids])
         mask_new = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in cand_ids])
         with torch.inference_mode():
-            first = self.model(prompt_ids, use_cache=True)
+            first = self.model(prompt_ids, use_cache=True, logits_to_keep=1)  # only the last position is scored
             cache = first.past_key_values
             n = len(cand_ids)
             cache.batch_repeat_interleave(n)
