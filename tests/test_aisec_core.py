@@ -224,7 +224,7 @@ def test_record_displays_plain_data_under_the_private_mime_type() -> None:
     finally:
         InteractiveShell.clear_instance()
     first, second = captured[0][RECORD_MIME], captured[1][RECORD_MIME]
-    assert first == {"key": "q1_test.x", "value": [0, 1, 2], "rule": {"atol": 0.1, "rtol": 0.0, "at_least": None, "at_most": None, "unordered": False}}
+    assert first == {"key": "q1_test.x", "value": [0, 1, 2], "rule": {"atol": 0.1, "rtol": 0.0, "at_least": None, "at_most": None, "unordered": False, "score": None}}
     assert "invalid" in second and "value" not in second
 
 
