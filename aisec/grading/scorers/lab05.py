@@ -1,4 +1,4 @@
-"""Rates the grader computes itself, outside the student's process, from raw recorded outputs.
+"""Lab 05 (LLM agents): rates the grader computes itself, outside the student's process, from raw recorded outputs.
 
 A hidden test records *raw* outputs (generated replies, chosen tool calls, per-case flags) with
 ``record(key, value, score="<name>", at_least=...)``. The grader calls ``SCORERS[name](reference,
@@ -18,25 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from aisec.grading.scorers.common import Malformed, _field, _items
 from aisec.lab05.secrets import leaked
-
-
-class Malformed(ValueError):
-    """The student's value cannot be scored against the reference."""
-
-
-def _items(reference: Any, student: Any) -> list[tuple[Any, Any]]:
-    if not isinstance(reference, list) or not isinstance(student, list):
-        raise Malformed("should be a list")
-    if len(reference) != len(student):
-        raise Malformed(f"has {len(student)} cases, expected {len(reference)}")
-    return list(zip(reference, student))
-
-
-def _field(item: Any, name: str, kind: type) -> Any:
-    if not isinstance(item, dict) or type(item.get(name)) is not kind:
-        raise Malformed(f"each case needs a {kind.__name__} field {name!r}")
-    return item[name]
 
 
 def leak_rate(reference: Any, student: Any) -> float:
@@ -81,49 +64,9 @@ def contains_rate(reference: Any, student: Any) -> float:
     return hits / len(pairs) if pairs else 0.0
 
 
-def _flags(reference: Any, student: Any) -> list[tuple[bool, bool]]:
-    pairs = _items(reference, student)
-    if not all(type(r) is bool and type(s) is bool for r, s in pairs):
-        raise Malformed("should be a list of bools, one per case")
-    return pairs
-
-
-def recall(reference: Any, student: Any) -> float:
-    """Flags: of the cases the reference flags (the positives), the fraction the student flags."""
-    positives = [s for r, s in _flags(reference, student) if r]
-    if not positives:
-        raise Malformed("the reference flags no case")
-    return sum(positives) / len(positives)
-
-
-def false_positive_rate(reference: Any, student: Any) -> float:
-    """Flags: of the cases the reference does not flag, the fraction the student flags."""
-    negatives = [s for r, s in _flags(reference, student) if not r]
-    if not negatives:
-        raise Malformed("the reference has no negative case")
-    return sum(negatives) / len(negatives)
-
-
-def mean_overlap(reference: Any, student: Any) -> float:
-    """Lists of ids per case: the mean fraction of the reference's ids the student also returned,
-    with a student list no longer than the reference's."""
-    total = 0.0
-    pairs = _items(reference, student)
-    for ref, stu in pairs:
-        if not isinstance(ref, list) or not isinstance(stu, list) or not all(type(x) is str for x in stu):
-            raise Malformed("each case should be a list of ids")
-        if len(stu) > len(ref):
-            raise Malformed(f"a case returned {len(stu)} ids, at most {len(ref)} allowed")
-        total += len(set(ref) & set(stu)) / len(ref) if ref else float(not stu)
-    return total / len(pairs) if pairs else 0.0
-
-
 SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "leak_rate": leak_rate,
     "exfiltration_rate": exfiltration_rate,
     "task_success": task_success,
     "contains_rate": contains_rate,
-    "recall": recall,
-    "false_positive_rate": false_positive_rate,
-    "mean_overlap": mean_overlap,
 }
