@@ -90,7 +90,7 @@ class LabProgress:
 
 
 def _course_root() -> Path:
-    from aisec.grading.paths import CourseNotFound, course_root
+    from aisec.grading.common import CourseNotFound, course_root
 
     try:
         return course_root()
@@ -99,7 +99,7 @@ def _course_root() -> Path:
 
 
 def _workspace() -> Path:
-    from aisec.grading.paths import CourseNotFound, workspace
+    from aisec.grading.common import CourseNotFound, workspace
 
     try:
         return workspace()

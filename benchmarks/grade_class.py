@@ -46,6 +46,7 @@ STOCK_PREPROCESSORS = [
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "aisec.grading.judge.JudgeRecords",
+    "aisec.grading.feedback.AuthorFeedback",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -139,7 +140,7 @@ def run_stock(lab: str, ws: Path, env: dict[str, str]) -> float:
     nbg = [sys.executable, "-m", "nbgrader"]
     subprocess.run(nbg + ["generate_assignment", lab, "--force", f"--CourseDirectory.release_directory={ws / 'release'}"],
                    cwd=cfgdir, env=env, check=True, capture_output=True)
-    from aisec.grading.judge import reference_records
+    from aisec.grading.reference import reference_records
 
     reference_records(ROOT / "solutions", ws / "references", lab, lab)  # not timed, as for the pipeline
     start = time.monotonic()

@@ -40,31 +40,30 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # outside the student's kernel with the reference run (aisec.grading.judge). Plain
 # `nbgrader autograde` runs serially through the same sandbox; `aisec-grade class` runs the
 # sandboxes in parallel on Dask and loads their outputs here (see grader/GRADING.md).
-c.Execute.timeout = int(os.environ.get("AISEC_CELL_TIMEOUT", "300"))
-c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:"]
 c.SandboxExecute.source_root = os.path.join(ROOT, "solutions")
 c.SandboxExecute.release_root = os.path.join(ROOT, "labs")
 c.SandboxExecute.runs_dir = os.path.join(WORKSPACE, "grading", "runs")
+c.SandboxExecute.reference_dir = os.path.join(WORKSPACE, "references")
 # Only for trusted work on hosts without user namespaces: never for a class.
 c.SandboxExecute.allow_unsandboxed = os.environ.get("AISEC_ALLOW_UNSANDBOXED") == "1"
 # Tests cells deleted by a student come back from the gradebook's copy of the source.
 c.OverwriteCells.add_missing_cells = True
-# Sandbox limits per submission (aisec.grading.sandbox.Limits); per-lab overrides below.
-c.GradingPipeline.limits = {
-    "memory_mb": int(os.environ.get("AISEC_MEMORY_MB", "6144")),
-    "wall_seconds": int(os.environ.get("AISEC_WALL_SECONDS", "900")),
-    "cell_timeout": int(os.environ.get("AISEC_CELL_TIMEOUT", "300")),
-}
+# Sandbox limits: their defaults live in aisec.grading.sandbox.Limits; the environment variables
+# below override them for the course, lab_limits per lab.
+_LIMIT_VARIABLES = {"memory_mb": "AISEC_MEMORY_MB", "sandbox_memory_mb": "AISEC_SANDBOX_MEMORY_MB",
+                    "wall_seconds": "AISEC_WALL_SECONDS", "cell_timeout": "AISEC_CELL_TIMEOUT"}
+c.GradingPipeline.limits = {k: int(os.environ[v]) for k, v in _LIMIT_VARIABLES.items() if os.environ.get(v)}
 c.GradingPipeline.lab_limits = {
     "lab00_minimisation": {"wall_seconds": 300, "output_bytes": 2 * 1024 * 1024},
 }
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 c.Autograde.autograde_preprocessors = [
-    "aisec.grading.pipeline.SandboxExecute",
+    "aisec.grading.execute.SandboxExecute",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
     "aisec.grading.judge.JudgeRecords",
+    "aisec.grading.feedback.AuthorFeedback",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -72,9 +71,12 @@ c.Autograde.autograde_preprocessors = [
 c.JudgeRecords.source_root = os.path.join(ROOT, "solutions")
 c.JudgeRecords.reference_dir = os.path.join(WORKSPACE, "references")
 
-# Feedback shows which check failed and why, never the hidden test code.
+# Feedback shows the grader's verdicts (AuthorFeedback wrote them at autograde time) and each test
+# cell as released: never hidden test code, whatever the student's cells contain.
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "nbgrader.preprocessors.ClearHiddenTests",
+    "aisec.grading.feedback.ReleasedTestSources",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+c.ReleasedTestSources.release_root = os.path.join(ROOT, "labs")
+c.AuthorFeedback.verdicts_dir = os.path.join(WORKSPACE, "grading", "verdicts")

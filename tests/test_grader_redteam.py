@@ -53,10 +53,17 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _reason(outcome: Any) -> str:
-    return " | ".join(outcome.notes + [q["feedback"] for q in outcome.questions])
+    return "\n".join(outcome.notes + [line for q in outcome.questions for line in q["feedback"]])
 
 
 def _outputs(ws: Path, student: str) -> str:
+    """Everything the submission's code printed: the instructor's checkpoint of its run."""
+    run = json.loads((ws / "grading" / LAB / "runs" / LAB / student / NB.replace(".ipynb", ".json")).read_text())
+    return json.dumps(run["run"]["cells"])
+
+
+def _graded_outputs(ws: Path, student: str) -> str:
+    """The outputs feedback is made of: those of the autograded notebook."""
     nb = nbformat.read(ws / "autograded" / student / LAB / NB, as_version=4)
     return json.dumps([c.get("outputs", []) for c in nb.cells])
 
@@ -81,13 +88,32 @@ def test_exact_grade_and_reason(graded: dict[str, Any], name: str) -> None:
 
 def test_feedback_never_shows_hidden_code_or_reference_values(graded: dict[str, Any]) -> None:
     source = nbformat.read(graded["root"] / "solutions" / LAB / NB, as_version=4)
-    from aisec.grading.pipeline import hidden_lines
+    from aisec.grading.common import hidden_lines
 
     secrets = hidden_lines(source) + ["[1, 4, 7, 10, 13, 16, 19]"]  # q1's reference values
     for outcome in graded["summary"].outcomes:
         for q in outcome.questions:
             for secret in secrets:
-                assert secret not in q["feedback"], (outcome.student, q)
+                assert all(secret not in line for line in q["feedback"]), (outcome.student, q)
+
+
+def test_graded_notebooks_show_only_the_graders_verdicts(graded: dict[str, Any]) -> None:
+    """Test cells carry the verdict, every other cell no output: nothing the student's code emitted."""
+    from aisec.grading.common import is_test_cell
+
+    for outcome in graded["summary"].outcomes:
+        path = graded["ws"] / "autograded" / outcome.student / LAB / NB
+        if not path.is_file():
+            continue
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            if not is_test_cell(cell):
+                assert cell.outputs == [], (outcome.student, cell.source[:60])
+            else:
+                assert len(cell.outputs) == 1 and cell.outputs[0].output_type in ("stream", "error")
+                text = cell.outputs[0].get("text", "") + "\n".join(cell.outputs[0].get("traceback", []))
+                assert all(line.startswith(("✔", "✘", "ChecksFailed")) for line in text.splitlines() if line), text
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.extra))
@@ -123,27 +149,47 @@ def test_attack_left_no_trace(graded: dict[str, Any], name: str) -> None:
     elif extra == "write_refused":
         assert "WRITE REFUSED" in out
     elif extra == "no_hidden_code":
-        from aisec.grading.pipeline import hidden_lines
+        from aisec.grading.common import hidden_lines
 
+        assert "SPY" in out, "the spy ran (its output is in the instructor's run checkpoint)"
+        graded_outputs = _graded_outputs(ws, name)
+        assert "SPY" not in graded_outputs
         source = nbformat.read(graded["root"] / "solutions" / LAB / NB, as_version=4)
         for line in hidden_lines(source):
-            assert line not in out
-        assert "hidden test code removed by the grader" in out
+            assert line not in graded_outputs, line
+    elif extra == "no_exfiltration":
+        assert "EXFIL" in out, "the exfiltration hooks ran"
+        assert "EXFIL" not in _graded_outputs(ws, name)
+        assert "EXFIL" not in _reason(graded["outcomes"][name])
+    elif extra == "cut_early":
+        run = json.loads(out)
+        assert graded["outcomes"][name].seconds < 60, "a hang is cut near the reference's time, not the wall limit"
+        assert run, "the cells before the hang ran"
+    elif extra == "sandbox_memory":
+        from aisec.grading.cgroup import memory_group_status
+
+        held = int(out.split("CHILDREN HELD", 1)[1].split("MB", 1)[0])
+        if memory_group_status()[0]:
+            assert held <= 2900, f"six processes held {held} MB together in a 3 GB sandbox"
+        else:  # the stated fallback: each process is limited, not their sum
+            assert held == 3600
     else:
         pytest.fail(f"unknown check {extra}")
 
 
 def test_feedback_command_strips_hidden_tests(graded: dict[str, Any]) -> None:
     env = dict(os.environ, AISEC_COURSE_ROOT=str(graded["root"]), AISEC_WORKSPACE=str(graded["ws"]))
-    from aisec.grading.pipeline import hidden_lines
+    from aisec.grading.common import hidden_lines
 
     proc = subprocess.run([shutil.which("aisec-grade") or "aisec-grade", "feedback", LAB], env=env,
                           capture_output=True, text=True, cwd=graded["root"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    html = (graded["ws"] / "feedback" / "honest" / LAB / f"{LAB}.html").read_text()
     source = nbformat.read(graded["root"] / "solutions" / LAB / NB, as_version=4)
-    for line in hidden_lines(source):
-        assert line not in html
+    for student in ("honest", "marker_text_in_answer", "exfiltrate_hidden_code_encoded", "forged_threshold_hook"):
+        html = (graded["ws"] / "feedback" / student / LAB / f"{LAB}.html").read_text()
+        for line in hidden_lines(source):
+            assert line not in html, (student, line)
+        assert "EXFIL" not in html
 
 
 def test_rerun_grades_nothing_twice(graded: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aisec.grading.paths import course_root, workspace
+from aisec.grading.common import course_root, workspace
 
 
 def _nbgrader(args: list[str]) -> int:

@@ -1,31 +1,30 @@
-"""Verdicts decided outside the student's process.
+"""Judge: the grader's verdict on every autograded test cell, decided outside the student's process.
 
-Hidden tests call :func:`aisec.check.record` to display plain values under a private MIME
-type. After a submission has run, :class:`JudgeRecords` (an nbgrader preprocessor placed
-between execution and ``SaveAutoGrades``) compares each autograded test cell's records with
-the records of the instructor's reference run, using the reference's rules. A test cell
-whose records are missing, malformed or wrong gets an error output, which nbgrader scores
-as zero; one whose records all pass has harmless stderr (warnings) turned into stdout so
-that it is not scored as a failure. Feedback names the check that failed and why, never
-the reference value or the hidden test code.
+Hidden tests call :func:`aisec.check.record` to display plain values under a private MIME type;
+:func:`aisec.check.check` reports which of a question's catalogued visible checks passed. After a
+submission has run, :class:`JudgeRecords` (an nbgrader preprocessor after execution) compares each
+test cell's records with the reference run's records under the reference's rules and builds a
+:class:`~aisec.grading.verdicts.CellVerdict` per cell, kept in ``resources["aisec"]["verdicts"]``.
+:class:`~aisec.grading.feedback.AuthorFeedback` then writes the cells' outputs from those verdicts.
+
+Reasons are fixed texts: a reason never echoes a value, length, index or name the student's code
+chose (each would be a channel out of the hidden tests), nor the reference value.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
-from pathlib import Path
+import re
+from collections.abc import Mapping
 from typing import Any
 
-import nbformat
 from nbformat.notebooknode import NotebookNode
-from traitlets import Integer, Unicode
+from traitlets import Unicode
 
-from aisec.check import RECORD_MIME
+from aisec.check import RECORD_MIME, UNGRADABLE_REASONS, VISIBLE_MIME
+from aisec.grading.common import is_test_cell, nbgrader_meta
+from aisec.grading.verdicts import CellVerdict, CheckVerdict, exception_name
 
 Record = dict[str, Any]
 
@@ -36,52 +35,56 @@ def _is_number(x: Any) -> bool:
     return type(x) in (int, float)
 
 
-def _describe(x: Any) -> str:
+def _kind(x: Any) -> str:
     if isinstance(x, list):
-        return "list"
-    return {bool: "bool", int: "int", float: "float", str: "str", dict: "dict", type(None): "None"}.get(type(x), "value")
+        return "a list"
+    return {bool: "a bool", int: "an int", float: "a float", str: "a str", dict: "a dict", type(None): "None"}.get(
+        type(x), "a value")
 
 
 def _close(expected: Any, actual: Any, atol: float, rtol: float, path: str) -> str | None:
+    """Why ``actual`` is not ``expected`` (path names the reference's dict keys only), or None."""
+    where = f"{path} " if path else ""
     if type(expected) is bool or type(actual) is bool:
-        if type(expected) is not type(actual) or expected != actual:
-            return f"{path}differs from the expected value"
-        return None
+        if type(expected) is not type(actual):
+            return f"{where}should be {_kind(expected)}"
+        return None if expected == actual else f"{where}differs from the expected value"
     if _is_number(expected):
         if not _is_number(actual):
-            return f"{path}should be a number, got {_describe(actual)}"
+            return f"{where}should be a number"
         if not math.isfinite(actual) or abs(actual - expected) > atol + rtol * abs(expected):
-            return f"{path}is not within the tolerance of the expected value"
+            return f"{where}is not within the tolerance of the expected value"
         return None
     if isinstance(expected, list):
         if not isinstance(actual, list):
-            return f"{path}should be a list/array, got {_describe(actual)}"
+            return f"{where}should be a list/array"
         if len(actual) != len(expected):
-            return f"{path}has length {len(actual)}, expected {len(expected)}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            reason = _close(e, a, atol, rtol, f"{path}[{i}] ")
+            return f"{where}has the wrong length"
+        for e, a in zip(expected, actual):
+            reason = _close(e, a, atol, rtol, f"{path}, an item," if path else "an item")
             if reason:
                 return reason
         return None
     if isinstance(expected, dict):
         if not isinstance(actual, dict) or set(actual) != set(expected):
-            return f"{path}should be a dict with keys {sorted(expected)}"
+            return f"{where}should be a dict with keys {sorted(expected)}"
         for k in expected:
-            reason = _close(expected[k], actual[k], atol, rtol, f"{path}[{k!r}] ")
+            reason = _close(expected[k], actual[k], atol, rtol, f"{path}[{k!r}]")
             if reason:
                 return reason
         return None
     if type(actual) is not type(expected):
-        return f"{path}should be a {_describe(expected)}, got {_describe(actual)}"
-    return None if actual == expected else f"{path}differs from the expected value"
+        return f"{where}should be {_kind(expected)}"
+    return None if actual == expected else f"{where}differs from the expected value"
 
 
 def compare(reference: Record, student: Record | None) -> str | None:
     """Why ``student`` fails the rule of ``reference``, or None when it passes."""
     if student is None:
-        return "no value was recorded: the test stopped before this check (see the error above)"
+        return "no value was recorded"
     if "invalid" in student:
-        return f"the value could not be graded ({student['invalid']})"
+        return f"the value could not be graded: {student['invalid']}" if student["invalid"] in UNGRADABLE_REASONS else \
+            "the value could not be graded"
     rule = reference["rule"]
     value = student.get("value")
     measured = "is"
@@ -91,15 +94,18 @@ def compare(reference: Record, student: Record | None) -> str | None:
 
         scorer = SCORERS.get(rule["score"])
         if scorer is None:
-            return f"names an unknown scorer {rule['score']!r} (an authoring error: tell your instructor)"
+            return "names an unknown scorer (an authoring error: tell your instructor)"
         try:
             value = scorer(reference["value"], value)
         except Malformed as exc:
-            return f"{exc}"
-        measured = f"(its {rule['score'].replace('_', ' ')}, measured by the grader) is"
+            return str(exc)
+        measured = f"(its {rule['score'].rsplit('.', 1)[-1].replace('_', ' ')}, measured by the grader) is"
+    elif rule.get("at_least") is not None or rule.get("at_most") is not None:
+        # A threshold on a number the student's kernel computed would be forgeable: refused.
+        return "thresholds a number the submission reported (an authoring error: tell your instructor)"
     if rule.get("at_least") is not None or rule.get("at_most") is not None:
         if not _is_number(value) or not math.isfinite(value):
-            return f"should be a finite number, got {_describe(value)}"
+            return "should be a finite number"
         if rule.get("at_least") is not None and value < rule["at_least"]:
             return f"{measured} below the required threshold"
         if rule.get("at_most") is not None and value > rule["at_most"]:
@@ -108,23 +114,31 @@ def compare(reference: Record, student: Record | None) -> str | None:
     expected = reference["value"]
     if rule.get("unordered"):
         if not isinstance(value, list):
-            return f"should be a list, got {_describe(value)}"
+            return "should be a list"
         key = lambda v: json.dumps(v, sort_keys=True)  # noqa: E731 - a sort key for plain data
         expected, value = sorted(expected, key=key), sorted(value, key=key)
     return _close(expected, value, float(rule.get("atol", 0.0)), float(rule.get("rtol", 0.0)), "")
 
 
+
 # -------------------------------------------------------------------- reading records
+
+
+def _payloads(cell: NotebookNode, mime: str) -> list[Any]:
+    found = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") in ("display_data", "execute_result"):
+            data = output.get("data", {})
+            if isinstance(data, Mapping) and mime in data:
+                found.append(data[mime])
+    return found
 
 
 def cell_records(cell: NotebookNode) -> tuple[dict[str, Record], list[str]]:
     """The records displayed by one cell, and the keys recorded more than once."""
     found: dict[str, Record] = {}
     duplicates: list[str] = []
-    for output in cell.get("outputs", []):
-        if output.get("output_type") not in ("display_data", "execute_result"):
-            continue
-        payload = output.get("data", {}).get(RECORD_MIME)
+    for payload in _payloads(cell, RECORD_MIME):
         if not isinstance(payload, dict) or not isinstance(payload.get("key"), str):
             continue
         key = payload["key"]
@@ -135,110 +149,79 @@ def cell_records(cell: NotebookNode) -> tuple[dict[str, Record], list[str]]:
 
 
 def notebook_records(nb: NotebookNode) -> dict[str, dict[str, Record]]:
-    """``{grade_id: {key: record}}`` for every autograded code cell of an executed notebook."""
-    result: dict[str, dict[str, Record]] = {}
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("grade") and meta.get("grade_id"):
-            result[meta["grade_id"]] = cell_records(cell)[0]
-    return result
+    """``{grade_id: {key: record}}`` for every autograded test cell of an executed notebook."""
+    return {nbgrader_meta(c)["grade_id"]: cell_records(c)[0] for c in nb.cells if is_test_cell(c)}
 
 
-# ------------------------------------------------------------------- reference runs
+QUESTION = re.compile(r"""\bcheck\(\s*["']([A-Za-z0-9_]+\.[A-Za-z0-9_]+)["']""")
+VISIBLE_STATUS = {
+    "passed": "",
+    "failed": "failed: run this cell in your notebook to see the hint",
+    "not_answered": "not answered yet: replace `raise NotImplementedError()` with your code",
+    "not_run": "not reached: an earlier visible check of this question stopped",
+}
 
 
-def execute_notebook(path: Path, workdir: Path, timeout: int = 600, cache: Path | None = None) -> NotebookNode:
-    """Execute a trusted notebook (the reference) exactly as submissions are executed.
+def _catalogue(question: str) -> list[str]:
+    """The descriptions of a question's visible checks (aisec/checks/<lab>.py), or [] if unknown."""
+    from aisec.check import _load_checks
 
-    Same runner, same environment, same sandbox when it is available (otherwise the same
-    runner unsandboxed: the source notebook is the instructor's own code), so that nothing in
-    the environment tells a reference run from a student's run. The model cache is mounted
-    writable here, which pre-warms it for the submissions (which only read it).
-    """
-    from aisec.grading.sandbox import Limits, apply_run, execute, sandbox_status
-
-    nb = nbformat.read(path, as_version=4)
-    limits = Limits(cell_timeout=timeout, wall_seconds=max(timeout * 3, 900), output_bytes=64 * 1024 * 1024)
-    usable, _ = sandbox_status()
-    run = execute(nb, path.name, workdir, limits, cache=cache, cache_writable=True, sandboxed=usable)
-    if run.status != "ok":
-        raise RuntimeError(f"reference run of {path.name} failed ({run.status}): {run.reason}")
-    apply_run(nb, run)
-    for index, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                raise RuntimeError(f"reference run of {path.name}: cell {index} raised {out.get('ename')}: {out.get('evalue')}")
-    return nb
+    try:
+        return [c.description for c in _load_checks(question)]
+    except ValueError:
+        return []
 
 
-def reference_records(source_dir: Path, cache_dir: Path, assignment: str, notebook: str, timeout: int = 600) -> dict[str, dict[str, Record]]:
-    """Records of the reference solution, from cache or by running the source notebook.
+def _visible_checks(cell: NotebookNode, question: str, stopped: bool) -> list[CheckVerdict]:
+    """The catalogue's checks of ``question`` with the status the cell reported for them."""
+    descriptions = _catalogue(question)
+    reports = [p for p in _payloads(cell, VISIBLE_MIME)
+               if isinstance(p, dict) and p.get("question") == question and isinstance(p.get("status"), list)]
+    status = reports[-1]["status"] if reports else None
+    if status is None or len(status) != len(descriptions) or not all(s in VISIBLE_STATUS for s in status):
+        why = "not reached: the cell stopped before them" if stopped else "not reported (did the cell run `check`?)"
+        return [CheckVerdict("visible", f"the checks of {question}", False, why)]
+    return [CheckVerdict("visible", d, s == "passed", VISIBLE_STATUS[s]) for d, s in zip(descriptions, status)]
 
-    The cache key is the hash of the whole source assignment folder, so editing a solution
-    or a hidden test recomputes the reference. The reference must pass its own threshold
-    rules; a reference that does not is an authoring error, raised here.
-    """
-    src = source_dir / assignment
-    nb_path = src / f"{notebook}.ipynb"
-    digest = hashlib.sha256()
-    for f in sorted(p for p in src.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts):
-        digest.update(str(f.relative_to(src)).encode())
-        digest.update(f.read_bytes())
-    cached = cache_dir / assignment / f"{notebook}.{digest.hexdigest()[:16]}.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
-    with tempfile.TemporaryDirectory(prefix=f"aisec-ref-{assignment}-") as tmp:
-        work = Path(tmp) / assignment
-        shutil.copytree(src, work, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        from aisec.cache import cache_dir as model_cache_dir
 
-        cache = model_cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
-        nb = execute_notebook(work / f"{notebook}.ipynb", work, timeout=timeout, cache=cache)
-    records = notebook_records(nb)
-    for grade_id, recs in records.items():
-        for key, rec in recs.items():
-            if "invalid" in rec:
-                raise ValueError(f"reference {assignment}/{notebook}: record {key} is not gradable: {rec['invalid']}")
-            reason = compare(rec, rec)
-            if reason:
-                raise ValueError(f"reference {assignment}/{notebook}: record {key} fails its own rule: {reason}")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp_file = cached.with_suffix(".tmp")
-    tmp_file.write_text(json.dumps(records, sort_keys=True))
-    os.replace(tmp_file, cached)
-    return records
+def judge_cell(cell: NotebookNode, reference: dict[str, Record], run_note: str | None = None) -> CellVerdict:
+    """The verdict on one executed test cell: how it ran, its visible checks, its hidden records.
+
+    ``run_note``: why the grader stopped the notebook in or before this cell (None: it ran)."""
+    verdict = CellVerdict(nbgrader_meta(cell).get("grade_id", "?"))
+    checks = verdict.checks
+    if run_note:
+        checks.append(CheckVerdict("run", "the cell", False, run_note))
+    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    stopped = bool(run_note) or bool(errors)
+    for question in dict.fromkeys(QUESTION.findall(cell.get("source", ""))):
+        checks.extend(_visible_checks(cell, question, stopped))
+    raised = {str(o.get("ename")) for o in errors} - {"CheckFailed"}
+    if "NotImplementedError" in raised:
+        checks.append(CheckVerdict("run", "your code", False, VISIBLE_STATUS["not_answered"]))
+        raised.discard("NotImplementedError")
+    for name in sorted({exception_name(e) for e in raised}):
+        checks.append(CheckVerdict("run", "your code", False, f"raised {name}"))
+    if not reference:
+        # Authoring rule: every autograded cell records something; without records the cell
+        # cannot be judged outside the student's kernel: fail closed.
+        checks.append(CheckVerdict("hidden", "records", False, "this test cell records no value (an authoring "
+                                                                  "error: tell your instructor)"))
+        return verdict
+    student, duplicates = cell_records(cell)
+    for key in sorted(reference):
+        if key in duplicates:
+            checks.append(CheckVerdict("hidden", key, False, "was recorded more than once"))
+            continue
+        if key not in student and stopped:
+            checks.append(CheckVerdict("hidden", key, False, "not reached: the cell stopped before this check"))
+            continue
+        reason = compare(reference[key], student.get(key))
+        checks.append(CheckVerdict("hidden", key, reason is None, reason or ""))
+    return verdict
 
 
 # ------------------------------------------------------------------- the preprocessor
-
-
-def judge_cell(cell: NotebookNode, reference: dict[str, Record]) -> list[str]:
-    """Judge one executed autograded test cell in place; return the failure reasons."""
-    student, duplicates = cell_records(cell)
-    failures = [f"`{key}` was recorded more than once" for key in sorted(set(duplicates))]
-    for key in sorted(reference):
-        reason = compare(reference[key], student.get(key))
-        if reason:
-            failures.append(f"`{key}` {reason}")
-    # The verdict comes from the records: a number displayed as the cell's result must not
-    # become nbgrader's "partial credit".
-    cell.outputs = [o for o in cell.outputs if o.get("output_type") != "execute_result"]
-    has_error = any(o.get("output_type") == "error" for o in cell.outputs)
-    if failures:
-        cell.outputs.append(
-            nbformat.v4.new_output(
-                "error",
-                ename="HiddenCheckFailed",
-                evalue="; ".join(failures),
-                traceback=["HiddenCheckFailed: hidden checks failed:"] + [f"  - {f}" for f in failures],
-            )
-        )
-    elif not has_error:
-        for o in cell.outputs:
-            if o.get("output_type") == "stream" and o.get("name") == "stderr":
-                o["name"] = "stdout"  # warnings are not failures
-    return failures
 
 
 try:
@@ -247,33 +230,59 @@ except ImportError:  # the student-side package works without nbgrader
     NbGraderPreprocessor = object  # type: ignore[misc,assignment]
 
 
+def run_notes(run: Mapping[str, Any] | None, nb: NotebookNode) -> dict[int, str]:
+    """``{cell index: why it did not finish}`` from the run summary the execute step left."""
+    if not run or run.get("status") == "ok":
+        return {}
+    executed = set(run.get("executed", []))
+    last = max(executed) if executed else -1
+    why = STOP_REASONS.get(str(run.get("status")), "the run stopped")
+    notes = {last: f"the grader stopped the notebook in this cell ({why})"} if last >= 0 else {}
+    for index, cell in enumerate(nb.cells):
+        if cell.get("cell_type") == "code" and index > last:
+            notes[index] = f"not run: the grader stopped the notebook at an earlier cell ({why})"
+    return notes
+
+
+#: Fixed texts for how a run ended (the instructor's summary keeps the detailed reason).
+STOP_REASONS = {
+    "timeout": "a cell ran past its time limit",
+    "wall_time": "the notebook ran past its wall-time limit",
+    "dead_kernel": "the kernel died: memory limit or a crash",
+    "memory": "the sandbox ran out of its memory limit",
+    "output_limit": "the notebook's output exceeded its limit",
+    "error": "the notebook could not be executed",
+    "crashed": "the run ended without a result",
+    "not_run": "nothing of the submission was executed",
+}
+
+
 class JudgeRecords(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
-    """nbgrader preprocessor: judge autograded test cells by their records."""
+    """nbgrader preprocessor: a structured verdict for every autograded test cell."""
 
     source_root = Unicode("", help="Folder of the source (instructor) assignments").tag(config=True)
     reference_dir = Unicode("", help="Folder caching the reference runs' records").tag(config=True)
-    timeout = Integer(900, help="Seconds allowed for a reference run").tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: dict[str, Any]) -> tuple[NotebookNode, dict[str, Any]]:
+        from pathlib import Path
+
+        from aisec.grading.reference import reference_run
+
         info = resources["nbgrader"]
-        reference = reference_records(
-            Path(self.source_root), Path(self.reference_dir), info["assignment"], info["notebook"], self.timeout
-        )
-        for cell in nb.cells:
-            meta = cell.get("metadata", {}).get("nbgrader", {})
-            if cell.cell_type != "code" or not meta.get("grade"):
+        reference = reference_run(Path(self.source_root), Path(self.reference_dir), info["assignment"],
+                                  info["notebook"]).records
+        aisec = resources.setdefault("aisec", {})
+        notes = run_notes(aisec.get("run"), nb)
+        verdicts: dict[str, dict[str, Any]] = {}
+        for index, cell in enumerate(nb.cells):
+            if not is_test_cell(cell):
                 continue
-            expected = reference.get(meta.get("grade_id"), {})
-            if not expected:
-                # Authoring rule: every autograded cell records something. Without records
-                # the cell cannot be judged outside the student's kernel: fail closed.
-                cell.outputs.append(
-                    nbformat.v4.new_output(
-                        "error", ename="UngradableCell", evalue="this test cell records no value", traceback=[]
-                    )
-                )
-                continue
-            failures = judge_cell(cell, expected)
-            if failures:
-                self.log.info("%s: %s failed: %s", info["student"], meta["grade_id"], "; ".join(failures))
+            verdict = judge_cell(cell, reference.get(nbgrader_meta(cell)["grade_id"], {}), notes.get(index))
+            verdicts[verdict.grade_id] = verdict.to_json()
+            if not verdict.passed:
+                self.log.info("%s: %s failed: %s", info["student"], verdict.grade_id, "; ".join(verdict.lines()))
+        aisec["verdicts"] = verdicts
         return nb, resources
+
+
+__all__ = ["CellVerdict", "JudgeRecords", "compare", "judge_cell", "notebook_records", "cell_records"]

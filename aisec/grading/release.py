@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aisec.grading.paths import course_root, lab_ids
+from aisec.grading.common import course_root, lab_ids
 
 
 def release(labs: list[str], into: Path | None = None) -> list[Path]:

@@ -1,11 +1,14 @@
 """Execute one notebook and stream its outputs as JSON lines (runs *inside* the sandbox).
 
-    python runner.py NOTEBOOK.ipynb CELL_TIMEOUT OUTPUT_BYTES
+    python runner.py NOTEBOOK.ipynb CELL_TIMEOUT OUTPUT_BYTES [CELL_TIMEOUTS_JSON]
+
+``CELL_TIMEOUTS_JSON`` maps a code cell's index to its own limit in seconds (derived by the
+grader from the reference run); cells it does not name get ``CELL_TIMEOUT``.
 
 Protocol on the original stdout (one JSON object a line):
 
 * ``{"event": "start"}``
-* ``{"event": "cell", "index": i, "execution_count": n, "outputs": [...]}`` after every code cell
+* ``{"event": "cell", "index": i, "execution_count": n, "outputs": [...], "seconds": s}`` after every code cell
 * ``{"event": "end", "status": "ok" | "timeout" | "dead_kernel" | "error", "reason": str}``
 
 The grader keeps whatever arrived, so a kill (wall time, memory) still leaves the cells that
@@ -82,6 +85,7 @@ class CappedClient(NotebookClient):
 
 def main(argv: list[str]) -> int:
     path, cell_timeout, budget = argv[0], int(argv[1]), int(argv[2])
+    limits = {int(k): int(v) for k, v in json.loads(argv[3]).items()} if len(argv) > 3 else {}
     channel = _private_channel()
 
     def send(obj: dict[str, Any]) -> None:
@@ -91,11 +95,13 @@ def main(argv: list[str]) -> int:
 
     send({"event": "start"})
     nb = nbformat.read(path, as_version=4)
+    current = [0]  # the index of the cell being executed, for timeout_func
     workdir = os.path.dirname(os.path.abspath(path))
     client = CappedClient(
         nb,
         budget,
         timeout=cell_timeout,
+        timeout_func=lambda cell: limits.get(current[0], cell_timeout),
         kernel_name="python3",
         allow_errors=True,  # a failing cell is scored by the grader, the next cells still run
         record_timing=False,
@@ -110,15 +116,18 @@ def main(argv: list[str]) -> int:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
+            current[0] = index
+            started = time.monotonic()
             try:
                 client.execute_cell(cell, index)
             except CellTimeoutError:
-                status, reason = "timeout", f"cell {index} ran longer than {cell_timeout} s"
+                status, reason = "timeout", f"cell {index} ran longer than its limit of {limits.get(index, cell_timeout)} s"
             except DeadKernelError:
                 status, reason = "dead_kernel", f"the kernel died in cell {index} (memory limit or a crash)"
             except Exception as exc:  # noqa: BLE001 - any nbclient failure ends the run, with its reason
                 status, reason = "error", f"cell {index}: {type(exc).__name__}: {exc}"[:500]
-            send({"event": "cell", "index": index, "execution_count": cell.get("execution_count"), "outputs": cell.get("outputs", [])})
+            send({"event": "cell", "index": index, "execution_count": cell.get("execution_count"),
+                  "outputs": cell.get("outputs", []), "seconds": round(time.monotonic() - started, 3)})
             if status != "ok":
                 break
     send({"event": "end", "status": status, "reason": reason})

@@ -56,13 +56,20 @@ MiB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits of one submission's run."""
+    """Resource limits of one submission's run: the one home of their defaults.
+
+    ``grader/nbgrader_config.py`` overrides them for the course (``GradingPipeline.limits``) and per
+    lab (``GradingPipeline.lab_limits``); nothing else sets a default.
+    """
 
     memory_mb: int = 6144  # address space per process; torch reserves a lot of virtual memory
+    sandbox_memory_mb: int = 4096  # resident memory of the whole sandbox (a cgroup, where the host allows)
     cpu_seconds: int = 1800  # per process
     processes: int = 256  # threads count as processes for the kernel's limit
-    wall_seconds: int = 900  # the whole notebook
-    cell_timeout: int = 300
+    wall_seconds: int = 900  # the whole notebook, at most
+    cell_timeout: int = 300  # one cell, at most
+    time_factor: int = 3  # a cell may take this many times the reference run's time for it ...
+    time_slack: int = 10  # ... plus this many seconds (bounded by cell_timeout)
     output_bytes: int = 2 * MiB  # all outputs of the notebook together
     file_mb: int = 256  # largest file a process may write
     scratch_mb: int = 512  # the writable tmpfs
@@ -77,12 +84,17 @@ class Limits:
             raise ValueError(f"unknown sandbox limit(s): {', '.join(sorted(unknown))}")
         return replace(self, **{k: int(v) for k, v in overrides.items()})
 
+    @classmethod
+    def for_reference(cls) -> Limits:
+        """The reference run's limits: the instructor's own code, allowed generous time and output."""
+        return cls(cell_timeout=1800, wall_seconds=3600, output_bytes=64 * MiB)
+
 
 @dataclass
 class RunResult:
     """What came back from one run: outputs of the code cells that finished, and how it ended."""
 
-    status: str  # ok | timeout | dead_kernel | error | wall_time | output_limit | crashed | no_sandbox
+    status: str  # ok | timeout | dead_kernel | memory | error | wall_time | output_limit | crashed | no_sandbox
     reason: str
     cells: dict[int, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -300,12 +312,15 @@ def execute(
     cache: Path | None = None,
     cache_writable: bool = False,
     sandboxed: bool = True,
+    cell_timeouts: dict[int, int] | None = None,
 ) -> RunResult:
     """Execute ``notebook`` (nbformat JSON) in the sandbox; never raises for the student's faults.
 
     ``data_dir``: the lab's released folder; its non-notebook files are copied next to the
     notebook. ``sandboxed=False`` runs the same runner without bubblewrap (rlimits only): only
-    for trusted code, the caller decides.
+    for trusted code, the caller decides. ``cell_timeouts``: a limit per code cell index (from the
+    reference run, :func:`aisec.grading.reference.time_limits`), each at most ``limits.cell_timeout``.
+    Where the host allows it, the whole sandbox runs in a memory cgroup of ``limits.sandbox_memory_mb``.
     """
     start = time.monotonic()
     with ExitStack() as stack:
@@ -326,6 +341,7 @@ def execute(
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
         os.chmod(staging, 0o755)
         inner = _prlimit_argv(limits) + [sys.executable, "-I", str(RUNNER)]
+        timeouts = json.dumps({str(k): min(int(v), limits.cell_timeout) for k, v in (cell_timeouts or {}).items()})
         copy = f"mkdir -p /tmp/matplotlib && cp -r /input/. {SCRATCH}/ && cd {SCRATCH} && exec "
         fonts = font_cache(cache) if sandboxed and cache is not None and cache.is_dir() else None
         if fonts is not None:
@@ -333,7 +349,7 @@ def execute(
         if sandboxed:
             uid = _sandbox_uid(stack.enter_context(_uid_slot()))
             argv = _bwrap_argv(staging, cache, limits, uid, cache_writable)
-            run = inner + [f"{SCRATCH}/{notebook_name}", str(limits.cell_timeout), str(limits.output_bytes)]
+            run = inner + [f"{SCRATCH}/{notebook_name}", str(limits.cell_timeout), str(limits.output_bytes), timeouts]
             script = copy + " ".join(_quote(a) for a in run)
             if uid is not None:
                 # Drop root for good before anything of the student's runs; the scratch and
@@ -349,13 +365,22 @@ def execute(
         else:
             work = Path(tmp) / "work"
             shutil.copytree(staging, work)
-            argv = inner + [str(work / notebook_name), str(limits.cell_timeout), str(limits.output_bytes)]
+            argv = inner + [str(work / notebook_name), str(limits.cell_timeout), str(limits.output_bytes), timeouts]
             env = dict(sandbox_env(None))
             env.update({"HOME": str(work), "TMPDIR": tmp, "MPLCONFIGDIR": f"{tmp}/matplotlib",
                         "IPYTHONDIR": f"{tmp}/ipython", "JUPYTER_RUNTIME_DIR": f"{tmp}/runtime",
                         "AISEC_CACHE": str(cache) if cache else f"{tmp}/cache"})
             cwd = str(work)
+        from aisec.grading.cgroup import MemoryGroup
+
+        group = MemoryGroup.create(limits.sandbox_memory_mb) if sandboxed else None
+        if group is not None:
+            stack.callback(group.remove)
+            argv = group.wrap(argv)
         result = _stream(argv, env, cwd, limits)
+        if group is not None and result.status != "ok" and group.oom_killed():
+            result.status = "memory"
+            result.reason = f"the sandbox used more than its memory limit ({limits.sandbox_memory_mb} MB, all processes together)"
     result.seconds = round(time.monotonic() - start, 3)
     result.sandboxed = sandboxed
     return result
@@ -413,7 +438,9 @@ def _stream(argv: list[str], env: dict[str, str], cwd: str, limits: Limits) -> R
                 except ValueError:
                     continue  # only the runner writes here; a torn line is dropped
                 if msg.get("event") == "cell" and isinstance(msg.get("index"), int):
-                    cells[msg["index"]] = {"outputs": msg.get("outputs", []), "execution_count": msg.get("execution_count")}
+                    seconds = msg.get("seconds")
+                    cells[msg["index"]] = {"outputs": msg.get("outputs", []), "execution_count": msg.get("execution_count"),
+                                           "seconds": float(seconds) if type(seconds) in (int, float) else 0.0}
                 elif msg.get("event") == "end":
                     status, reason, ended = str(msg.get("status")), str(msg.get("reason", "")), True
     finally:

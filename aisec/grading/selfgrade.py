@@ -6,7 +6,7 @@
 
 The learner's notebook is sanitised (test cells restored), executed in the sandbox when the host
 allows it (otherwise unsandboxed with a printed notice: it is the learner's own code) and judged
-against the hidden tests' reference records. Only scores, the names of failed checks and hints
+against the hidden tests' reference records. Only scores and the grader's verdict on each check (one line each)
 come back: never hidden test code or reference values. Everything lives in a private workspace,
 ``<workspace>/self/<lab>/`` (its own SQLite gradebook), and the result is written to
 ``<workspace>/self/<lab>/result.json``.
@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aisec.grading.paths import course_root, workspace
+from aisec.grading.common import course_root, workspace
 from aisec.grading.sandbox import sandbox_status
 
 STUDENT = "self"
@@ -63,7 +63,8 @@ def self_grade(lab: str, notebook: str | None = None, quiet: bool = True) -> dic
         "max_score": float(outcome.max_score),
         "graded_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "questions": [
-            {k: q[k] for k in ("grade_id", "points", "max_points", "passed", "feedback")} for q in outcome.questions
+            {k: q[k] for k in ("grade_id", "points", "max_points", "passed", "checks", "feedback")}
+            for q in outcome.questions
         ],
     }
     if outcome.status == "failed":
@@ -84,7 +85,7 @@ def render(result: dict[str, Any]) -> str:
         mark = "✔" if q["passed"] else "✘"
         lines.append(f"  {mark} {q['grade_id']}: {q['points']:g}/{q['max_points']:g}")
         if not q["passed"]:
-            lines.append(f"      {q['feedback']}")
+            lines += [f"      {line}" for line in q["feedback"]]
     if result.get("error"):
         lines.append(f"  could not grade: {result['error']}")
     for note in result.get("notes", []):

@@ -49,7 +49,9 @@ TESTS = {
     "q4_accuracy": ("assert accuracy([1, 0], [1, 1]) == 0.5, 'accuracy([1, 0], [1, 1]) should be 0.5'",
                     "_acc = accuracy([1, 0, 1, 1, 0, 1], [1, 1, 1, 1, 0, 0])\n"
                     "record('q4_accuracy_test.value', _acc, atol=1e-9)\n"
-                    "record('q4_accuracy_test.good_enough', accuracy([1, 1, 1], [1, 1, 1]), at_least=0.99)"),
+                    "_cases = [([1], [1]), ([0, 0], [0, 0]), ([1, 0, 1], [1, 0, 1])]\n"
+                    "record('q4_accuracy_test.good_enough', {'labels': [1.0] * 3, 'predictions': [accuracy(p, t) for p, t in _cases]},\n"
+                    "       score='accuracy', at_least=0.99)"),
 }
 
 
@@ -85,7 +87,7 @@ def make_course(tmp: Path) -> Path:
     return root
 
 # Tight limits for the hostile cases: they must trip quickly on a 2-core CI machine.
-LIMITS = {"wall_seconds": 150, "cell_timeout": 20, "memory_mb": 2048, "processes": 64,
+LIMITS = {"wall_seconds": 150, "cell_timeout": 20, "memory_mb": 2048, "sandbox_memory_mb": 3072, "processes": 64,
           "output_bytes": 1024 * 1024, "scratch_mb": 128, "file_mb": 64, "cpu_seconds": 120}
 
 

@@ -66,41 +66,41 @@ CASES: dict[str, Case] = {
         "    warnings.warn('transformers-style UserWarning')\n"
         "    print('progress 100%', file=sys.stderr)\n"
         "    return float(sum(xs)) / len(xs)\n")), 4.0),
-    "untouched_stub": Case(lambda r: _one(stub(r, LAB)), 0.0, ["NotImplementedError"]),
+    "untouched_stub": Case(lambda r: _one(stub(r, LAB)), 0.0, ["not answered yet"]),
     "partial": Case(lambda r: _one(with_answer(with_answer(honest(r), "q3_words", "def words(text):\n    return text.split()\n"),
                                                "q4_accuracy", "def accuracy(pred, truth):\n    return 1.0\n")),
                     2.0, ["q3_words_test.words", "q4_accuracy_test.value"]),
     "hardcoded_visible_answer": Case(lambda r: _one(with_answer(honest(r), "q1_add", "def add(a, b):\n    return 3\n")),
-                                     3.0, ["`q1_add_test.values` [0] is not within the tolerance of the expected value"]),
+                                     3.0, ["q1_add_test.values: an item is not within the tolerance of the expected value"]),
     # ------------------------------------------------------------------- faking equality
     "eq_always_true": Case(lambda r: _one(with_answer(
         honest(r), "q1_add",
         "class Anything:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
-        "def add(a, b):\n    return Anything()\n")), 3.0, ["could not be graded", "Anything"]),
+        "def add(a, b):\n    return Anything()\n")), 3.0, ["could not be graded: a value of an unsupported type"]),
     "int_subclass_fakes_equality": Case(lambda r: _one(with_answer(
         honest(r), "q1_add",
         "class FakeInt(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
-        "def add(a, b):\n    return FakeInt(0)\n")), 3.0, ["could not be graded", "FakeInt"]),
+        "def add(a, b):\n    return FakeInt(0)\n")), 3.0, ["could not be graded: a value of an unsupported type"]),
     "float_subclass_fakes_closeness": Case(lambda r: _one(with_answer(
         honest(r), "q2_mean",
         "class FakeFloat(float):\n    def __sub__(self, other):\n        return 0.0\n    def __eq__(self, other):\n        return True\n"
         "    __hash__ = float.__hash__\n"
-        "def mean(xs):\n    return FakeFloat(99.0)\n")), 3.0, ["could not be graded", "FakeFloat"]),
+        "def mean(xs):\n    return FakeFloat(99.0)\n")), 3.0, ["could not be graded: a value of an unsupported type"]),
     "strip_asserts_ast_transformer": Case(lambda r: _one(insert_after(with_answer(honest(r), "q1_add", WRONG_ADD), "setup",
         "import ast\n"
         "class NoAsserts(ast.NodeTransformer):\n"
         "    def visit_Assert(self, node):\n        return ast.Pass()\n"
-        "get_ipython().ast_transformers.append(NoAsserts())\n")), 3.0, ["`q1_add_test.values` [0] is not within the tolerance"]),
+        "get_ipython().ast_transformers.append(NoAsserts())\n")), 3.0, ["q1_add_test.values: an item is not within the tolerance"]),
     "monkeypatch_record_serialiser": Case(lambda r: _one(insert_after(with_answer(honest(r), "q1_add", WRONG_ADD), "setup",
         "import aisec.check\naisec.check.to_plain = lambda value: [1, 4, 7, 10, 13, 16, 19]\n")), 0.0,
-        ["q1_add_test.values", "`q2_mean_test.value` should be a number, got list"]),
+        ["q1_add_test.values", "q2_mean_test.value: should be a number"]),
     "tamper_builtins": Case(lambda r: _one(insert_after(with_answer(with_answer(honest(r),
         "q2_mean", "def mean(xs):\n    return 0.0\n"), "q3_words", "def words(text):\n    return text.split()\n"), "setup",
         "import builtins\n"
         "builtins.abs = lambda x: 0  # the visible check of q2 now passes\n"
         "_sorted = builtins.sorted\n"
         "builtins.sorted = lambda x, **k: ['a', 'b'] if x and 'A' in x else _sorted(x, **k)\n")), 2.0,
-        ["`q2_mean_test.value` is not within the tolerance", "q3_words_test.words"]),
+        ["q2_mean_test.value: is not within the tolerance", "q3_words_test.words"]),
     "forged_duplicate_record": Case(lambda r: _one(with_answer(
         honest(r), "q1_add",
         "from IPython.display import display\n"
@@ -113,7 +113,7 @@ CASES: dict[str, Case] = {
     "renamed_grade_id": Case(lambda r: _one(_rename_id(with_answer(honest(r), "q1_add", WRONG_ADD), "q1_add_test", "q1_mine")),
                              3.0, ["'q1_mine' is not in the lab", "q1_add_test.values"]),
     "deleted_test_cell": Case(lambda r: _one(_delete(honest(r), "q2_mean_test")), 4.0, ["test cell 'q2_mean_test' was missing"]),
-    "deleted_answer_cell": Case(lambda r: _one(_delete(honest(r), "q3_words")), 3.0, ["NameError"]),
+    "deleted_answer_cell": Case(lambda r: _one(_delete(honest(r), "q3_words")), 3.0, ["raised NameError"]),
     # ------------------------------------------------------------------ leaving the sandbox
     "read_course_files": Case(lambda r: _one(insert_after(honest(r), "setup", WALK + "print('FOUND', hunt(lambda d, f: 'solutions' in d or f.endswith('.db')))\n")),
                               4.0, [], extra="found_nothing"),
@@ -156,18 +156,74 @@ CASES: dict[str, Case] = {
         "try:\n    with open('big.bin', 'wb') as f:\n        for _ in range(4096):\n            f.write(b'0' * (1024 * 1024))\n"
         "except OSError as e:\n    print('WRITE REFUSED', e.errno)\n")), 4.0, [], extra="write_refused"),
     "infinite_loop": Case(lambda r: _one(with_answer(honest(r), "q2_mean", "def mean(xs):\n    while True:\n        pass\n")),
-                          1.0, ["ran longer than 20 s"]),
+                          1.0, ["ran longer than its limit of 10 s", "ran past its time limit"]),
     "kernel_suicide": Case(lambda r: _one(with_answer(honest(r), "q3_words", "import os\nos.kill(os.getpid(), 9)\n")),
                            2.0, ["kernel died"]),
     "leak_hidden_tests_via_transformer": Case(lambda r: _one(insert_after(honest(r), "setup",
         "def spy(lines):\n    print('SPY', ''.join(lines))\n    return lines\n"
         "get_ipython().input_transformers_post.append(spy)\n")), 4.0, [], extra="no_hidden_code"),
+    # ------------------------------------------------------------- forged points, exfiltration
+    # Swallow every error and display a record meeting the threshold: the grader scores raw outputs.
+    "forged_threshold_hook": Case(lambda r: _one(insert_after(stub(r, LAB), "setup",
+        "from IPython.display import display\n"
+        "ip = get_ipython()\n"
+        "ip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+        "def forge(result):\n"
+        "    for key in ('q4_accuracy_test.good_enough', 'q4_accuracy_test.value'):\n"
+        "        display({'application/vnd.aisec.record+json': {'key': key, 'value': 1.0, 'rule': {}}, 'text/plain': ''}, raw=True)\n"
+        "ip.events.register('post_run_cell', forge)\n")), 0.0, ["q4_accuracy_test.good_enough: should be a dict"]),
+    # Hidden code sits in the kernel's history: every output kind and an exception's own name carry it, encoded.
+    "exfiltrate_hidden_code_encoded": Case(lambda r: _one(insert_after(honest(r), "setup", EXFIL)), 4.0, [],
+                                           extra="no_exfiltration"),
+    "marker_text_in_answer": Case(lambda r: _one(with_answer(honest(r), "q1_add",
+        "# my notes: ### BEGIN HIDDEN TESTS is how nbgrader hides tests\n"
+        "MARKER = '### BEGIN HIDDEN TESTS'\n"
+        "def add(a, b):\n    return a + b\n")), 4.0, []),
+    "slow_hang": Case(lambda r: _one(with_answer(honest(r), "q2_mean", "import time\ndef mean(xs):\n    time.sleep(1000)\n")),
+                      1.0, ["ran longer than its limit of 10 s"], extra="cut_early"),
+    "many_processes_add_up": Case(lambda r: _one(insert_after(honest(r), "setup", MANY_PROCESSES)), 4.0, [],
+                                  extra="sandbox_memory"),
     # --------------------------------------------------------------------------- malformed
     "invalid_json": Case(lambda r: {NB: b'{"cells": [ this is not json'}, 0.0, ["not a readable notebook"]),
     "wrong_kernel_name": Case(lambda r: _one(_kernel(honest(r), "ir")), 4.0, ["kernel 'ir' replaced by python3"]),
     "renamed_notebook": Case(lambda r: {"my work (final).ipynb": honest(r)}, 4.0, ["notebook renamed"]),
     "no_notebook": Case(lambda r: {"notes.txt": "I forgot"}, 0.0, ["missing from the submission"]),
 }
+
+
+EXFIL = (
+    "import base64, sys\n"
+    "from IPython.display import display, HTML\n"
+    "ip = get_ipython()\n"
+    "def leak(result):\n"
+    "    blob = base64.b64encode('\\n'.join(ip.user_ns.get('In', [])).encode()).decode()\n"
+    "    print('EXFIL' + blob[-3000:])\n"
+    "    print('EXFIL' + blob[-3000:], file=sys.stderr)\n"
+    "    display(HTML('<b>EXFIL' + blob[-3000:] + '</b>'))\n"
+    "ip.events.register('post_run_cell', leak)\n"
+    "def named(exc_type, value, tb, tb_offset=None):\n"
+    "    blob = base64.b32encode('\\n'.join(ip.user_ns.get('In', [])).encode()).decode()[-60:].replace('=', '')\n"
+    "    ip.showtraceback((type('EXFIL' + blob, (Exception,), {}), Exception('EXFIL' + blob), tb))\n"
+    "ip.set_custom_exc((Exception,), named)\n"
+)
+
+# Six children of 600 MB each: 3.6 GB together, each under the per-process limit (2 GB), over the sandbox's 3 GB.
+MANY_PROCESSES = (
+    "import os, time\n"
+    "held = 0\n"
+    "for _ in range(6):\n"
+    "    r, w = os.pipe()\n"
+    "    if os.fork() == 0:\n"
+    "        hog = bytearray(600 * 1024 * 1024)\n"
+    "        for i in range(0, len(hog), 4096):\n"
+    "            hog[i] = 1\n"
+    "        os.write(w, b'k')\n"
+    "        time.sleep(30)\n"
+    "        os._exit(0)\n"
+    "    os.close(w)\n"
+    "    held += 600 * (os.read(r, 1) == b'k')\n"
+    "print('CHILDREN HELD', held, 'MB')\n"
+)
 
 
 def _rename_id(nb: NotebookNode, old: str, new: str) -> NotebookNode:

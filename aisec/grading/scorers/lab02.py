@@ -1,0 +1,123 @@
+"""Lab 02 (model inversion): the grader measures reconstructions itself, outside the student's process.
+
+A hidden test records the student's reconstructed images (rows of 64 pixels in [0, 1], rounded to
+4 decimals) together with the seed of the digits split and the target class of each row. The
+scorer takes the seed and the targets from the *reference* run's value and rebuilds, with the
+lab's own seeded and cached ``aisec`` code, the attacked model (``digits_classifier``), the judge
+(``independent_digit_classifier`` on the test split) and the class means of the training split;
+only the images are read from the student's value. It then measures the judge's recognition rate,
+the attacked model's confidence in each target, or the correlation with the target's class mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from aisec.grading.scorers.common import Malformed
+
+PIXELS = 64
+MAX_IMAGES = 100
+
+
+@lru_cache(maxsize=4)
+def _digits_setup(seed: int) -> tuple[Any, Any, Any]:
+    """The attacked model, the judge and the class means the hidden tests build for ``seed``."""
+    from aisec.data import digits
+    from aisec.inversion import class_means, independent_digit_classifier
+    from aisec.models import digits_classifier
+
+    split = digits(seed)
+    model = digits_classifier(split.x_train, split.y_train, seed=seed)
+    judge = independent_digit_classifier(split.x_test, split.y_test, seed=seed)
+    return model, judge, class_means(split.x_train, split.y_train)
+
+
+def _truth(reference: Any) -> tuple[int, list[int]]:
+    seed, targets = (reference.get("seed"), reference.get("targets")) if type(reference) is dict else (None, None)
+    if (
+        type(seed) is not int
+        or not 0 <= seed < 2**31
+        or type(targets) is not list
+        or not 0 < len(targets) <= MAX_IMAGES
+        or not all(type(t) is int and 0 <= t < 10 for t in targets)
+    ):
+        raise Malformed("the reference records no seed and targets (an authoring error: tell your instructor)")
+    return seed, targets
+
+
+def _images(student: Any, field: str, n: int) -> Any:
+    """The student's ``field``: ``n`` rows of 64 finite pixels in [0, 1], as a float64 array."""
+    import numpy as np
+
+    rows = student.get(field) if type(student) is dict else None
+    if type(rows) is not list or len(rows) != n:
+        raise Malformed("should hold one reconstructed image per target class")
+    if not all(type(r) is list and len(r) == PIXELS for r in rows):
+        raise Malformed("each image should be a list of 64 pixels")
+    if not all(type(p) in (int, float) and math.isfinite(p) and -1e-6 <= p <= 1 + 1e-6 for r in rows for p in r):
+        raise Malformed("pixels should be finite numbers in [0, 1]")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _rate(seed: int, targets: list[int], images: Any) -> float:
+    import numpy as np
+
+    _, judge, _ = _digits_setup(seed)
+    return float(np.mean(judge.predict(images) == np.asarray(targets)))
+
+
+def judge_rate(reference: Any, student: Any) -> float:
+    """``{"seed": int, "targets": [int], "images": [[64 floats], ...]}``: the fraction of images the
+    independent judge classifies as their target."""
+    seed, targets = _truth(reference)
+    return _rate(seed, targets, _images(student, "images", len(targets)))
+
+
+def judge_rate_drop(reference: Any, student: Any) -> float:
+    """``{"seed", "targets", "images", "images_defended"}``: the judge's recognition rate of
+    ``images`` minus that of ``images_defended`` (the same attack against a defended API)."""
+    seed, targets = _truth(reference)
+    plain = _images(student, "images", len(targets))
+    defended = _images(student, "images_defended", len(targets))
+    return _rate(seed, targets, plain) - _rate(seed, targets, defended)
+
+
+def target_confidence(reference: Any, student: Any) -> float:
+    """``{"seed", "targets", "images"}``: the smallest confidence the attacked model gives an
+    image's target class."""
+    import numpy as np
+    import torch
+
+    seed, targets = _truth(reference)
+    images = _images(student, "images", len(targets))
+    model, _, _ = _digits_setup(seed)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.as_tensor(images, dtype=torch.float32)), dim=1).numpy()
+    return float(probs[np.arange(len(targets)), targets].min())
+
+
+def class_mean_correlation(reference: Any, student: Any) -> float:
+    """``{"seed", "targets", "images"}``: the mean Pearson correlation of each image with its
+    target's class mean (0 for a constant image)."""
+    import numpy as np
+
+    seed, targets = _truth(reference)
+    images = _images(student, "images", len(targets))
+    _, _, means = _digits_setup(seed)
+    total = 0.0
+    for image, target in zip(images, targets):
+        a, b = image - image.mean(), means[target] - means[target].mean()
+        norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        total += float((a * b).sum()) / norm if norm > 0 else 0.0
+    return total / len(targets)
+
+
+SCORERS: dict[str, Callable[[Any, Any], float]] = {
+    "lab02.judge_rate": judge_rate,
+    "lab02.judge_rate_drop": judge_rate_drop,
+    "lab02.target_confidence": target_confidence,
+    "lab02.class_mean_correlation": class_mean_correlation,
+}

@@ -1,0 +1,226 @@
+"""Lab 04 (insider threats): rates the grader computes itself, outside the student's process.
+
+The hidden tests record *raw* artefacts: the backdoored model's weights, per-event flags (as the
+indices of the flagged events) and user-day alerts. The grader rebuilds the truth with the lab's
+own ``aisec`` code from the seeds carried by the *reference* run's value (the digits split, the
+audit log and its ground truth), and measures the rate itself. Nothing the truth is measured
+against is read from the student's value.
+
+Each scorer raises :class:`Malformed` with a fixed message when the student's value does not have
+the expected shape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+from aisec.grading.scorers.common import Malformed
+
+#: The MLP of ``aisec.models.digits_classifier``: parameter name -> shape.
+_DIGITS_MLP: dict[str, tuple[int, ...]] = {
+    "body.0.weight": (128, 64),
+    "body.0.bias": (128,),
+    "head.weight": (10, 128),
+    "head.bias": (10,),
+}
+_MAX_EVENTS = 100_000
+_MAX_ALERTS = 20_000
+
+
+def _int(value: Any, what: str) -> int:
+    if type(value) is not int:
+        raise Malformed(f"the reference records no integer {what} (an authoring error: tell your instructor)")
+    return value
+
+
+def _ref_dict(reference: Any, *fields: str) -> dict[str, Any]:
+    if not isinstance(reference, dict) or not all(f in reference for f in fields):
+        raise Malformed("the reference value is incomplete (an authoring error: tell your instructor)")
+    return reference
+
+
+# ------------------------------------------------------------------ backdoored model
+
+
+@lru_cache(maxsize=4)
+def _digits_test(seed: int) -> tuple[Any, Any]:
+    from aisec.data import digits
+
+    split = digits(seed=seed)
+    return split.x_test, split.y_test
+
+
+def _flatten(value: Any, shape: tuple[int, ...]) -> list[float]:
+    """The finite numbers of a nested list of exactly ``shape``, flattened (exact types)."""
+    rows = [value]
+    for size in shape:
+        if not all(type(r) is list and len(r) == size for r in rows):
+            raise Malformed("the weights do not have the shapes of the lab's digits MLP")
+        rows = [x for r in rows for x in r]
+    if not all(type(x) in (int, float) and math.isfinite(x) for x in rows):
+        raise Malformed("the weights should be finite numbers")
+    return [float(x) for x in rows]
+
+
+def _weights(student: Any) -> Any:
+    """The student's ``{"weights": {name: nested list}}`` as an ``aisec.models.MLP``."""
+    import numpy as np
+    import torch
+
+    from aisec.models import MLP
+
+    if not isinstance(student, dict) or not isinstance(student.get("weights"), dict):
+        raise Malformed("should be a dict with the model's weights")
+    weights = student["weights"]
+    if set(weights) != set(_DIGITS_MLP):
+        raise Malformed("the weights do not have the parameters of the lab's digits MLP")
+    state: dict[str, Any] = {}
+    for name, shape in _DIGITS_MLP.items():
+        flat = _flatten(weights[name], shape)
+        state[name] = torch.as_tensor(np.asarray(flat, dtype=np.float32).reshape(shape))
+    model = MLP(64, (128,), 10)
+    model.load_state_dict(state)
+    model.eval()
+    return model
+
+
+def _predict(model: Any, x: Any) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1).numpy()
+
+
+def backdoor_success(reference: Any, student: Any) -> float:
+    """Reference ``{"data_seed": int, "trigger": [pixel indices], "target": int, ...}``; student
+    ``{"weights": {parameter: nested list}}`` (the backdoored digits MLP's ``state_dict``).
+
+    The grader rebuilds the test split ``digits(seed=data_seed)``, stamps the reference's trigger
+    on the test images whose label is not ``target``, and returns the fraction the student's model
+    classifies as ``target`` (the attack success rate)."""
+    import numpy as np
+
+    ref = _ref_dict(reference, "data_seed", "trigger", "target")
+    trigger, target = ref["trigger"], _int(ref["target"], "target")
+    if not isinstance(trigger, list) or not all(type(i) is int and 0 <= i < 64 for i in trigger):
+        raise Malformed("the reference records no trigger (an authoring error: tell your instructor)")
+    model = _weights(student)
+    x, y = _digits_test(_int(ref["data_seed"], "seed"))
+    keep = y != target
+    stamped = np.array(x[keep], dtype=np.float32, copy=True)
+    stamped[:, trigger] = 1.0
+    return float(np.mean(_predict(model, stamped) == target))
+
+
+def accuracy_drop(reference: Any, student: Any) -> float:
+    """Reference ``{"data_seed": int, "clean_accuracy": float, ...}``; student ``{"weights": ...}``
+    as for :func:`backdoor_success`. Returns the reference's clean-model accuracy minus the
+    student's model's accuracy on the clean test split ``digits(seed=data_seed)``."""
+    import numpy as np
+
+    ref = _ref_dict(reference, "data_seed", "clean_accuracy")
+    clean = ref["clean_accuracy"]
+    if type(clean) is not float or not math.isfinite(clean):
+        raise Malformed("the reference records no clean accuracy (an authoring error: tell your instructor)")
+    model = _weights(student)
+    x, y = _digits_test(_int(ref["data_seed"], "seed"))
+    return clean - float(np.mean(_predict(model, x) == y))
+
+
+# ------------------------------------------------------------------ audit log
+
+
+@lru_cache(maxsize=2)
+def _log(seed: int) -> Any:
+    from aisec.insider import audit_log
+
+    return audit_log(seed=seed)
+
+
+def _flagged(reference: Any, student: Any) -> tuple[list[bool], set[int]]:
+    """The truth per event (rebuilt from the reference's seed) and the student's flagged rows."""
+    ref = _ref_dict(reference, "log_seed")
+    truth = [bool(t) for t in _log(_int(ref["log_seed"], "seed")).is_exfil]
+    if not isinstance(student, dict) or not isinstance(student.get("flagged"), list):
+        raise Malformed("should be a dict with a list 'flagged' of event rows")
+    rows = student["flagged"]
+    if len(rows) > min(len(truth), _MAX_EVENTS):
+        raise Malformed("flags more events than the log holds")
+    if not all(type(i) is int and 0 <= i < len(truth) for i in rows) or len(set(rows)) != len(rows):
+        raise Malformed("'flagged' should hold distinct row numbers of the log's events")
+    return truth, set(rows)
+
+
+def event_precision(reference: Any, student: Any) -> float:
+    """Reference ``{"log_seed": int}``; student ``{"flagged": [row, ...]}`` (distinct row numbers of
+    ``audit_log(seed=log_seed).events``). Of the flagged events, the fraction that are exfiltration
+    (0 when nothing is flagged)."""
+    truth, rows = _flagged(reference, student)
+    return sum(truth[i] for i in rows) / len(rows) if rows else 0.0
+
+
+def event_recall(reference: Any, student: Any) -> float:
+    """As :func:`event_precision`; of the exfiltration events, the fraction flagged."""
+    truth, rows = _flagged(reference, student)
+    positives = [i for i, t in enumerate(truth) if t]
+    if not positives:
+        raise Malformed("the reference log has no exfiltration (an authoring error: tell your instructor)")
+    return sum(i in rows for i in positives) / len(positives)
+
+
+def _alert_score(reference: Any, student: Any) -> Any:
+    """``aisec.insider.score_alerts`` of the student's alerts against the rebuilt log."""
+    import pandas as pd
+
+    from aisec.insider import score_alerts
+
+    ref = _ref_dict(reference, "log_seed")
+    log = _log(_int(ref["log_seed"], "seed"))
+    if not isinstance(student, dict) or not isinstance(student.get("alerts"), list):
+        raise Malformed("should be a dict with a list 'alerts' of [user, day] pairs")
+    alerts = student["alerts"]
+    if len(alerts) > _MAX_ALERTS:
+        raise Malformed("has too many alerts")
+    if not all(
+        isinstance(a, list) and len(a) == 2 and type(a[0]) is str and len(a[0]) <= 64 and type(a[1]) is int
+        for a in alerts
+    ):
+        raise Malformed("each alert should be a [user (str), day (int)] pair")
+    frame = pd.DataFrame({"user": [a[0] for a in alerts], "day": [a[1] for a in alerts]})
+    return score_alerts(frame, log)
+
+
+#: Days to detection when the insider is never alerted on (any threshold fails it).
+NEVER_DETECTED = 10_000.0
+
+
+def alert_days_to_detection(reference: Any, student: Any) -> float:
+    """Reference ``{"log_seed": int}``; student ``{"alerts": [[user, day], ...]}`` (one pair per
+    alerted user-day). Days from the start of the exfiltration to the first alert on the insider
+    (``aisec.insider.score_alerts`` on ``audit_log(seed=log_seed)``), 10000 when never alerted."""
+    days = _alert_score(reference, student).days_to_detection
+    return NEVER_DETECTED if days is None else float(days)
+
+
+def alert_false_positives(reference: Any, student: Any) -> float:
+    """As :func:`alert_days_to_detection`: alerted user-days without exfiltration."""
+    return float(_alert_score(reference, student).false_positives)
+
+
+def alert_recall(reference: Any, student: Any) -> float:
+    """As :func:`alert_days_to_detection`: the fraction of exfiltration user-days alerted."""
+    return float(_alert_score(reference, student).recall)
+
+
+SCORERS: dict[str, Callable[[Any, Any], float]] = {
+    "lab04.backdoor_success": backdoor_success,
+    "lab04.accuracy_drop": accuracy_drop,
+    "lab04.event_precision": event_precision,
+    "lab04.event_recall": event_recall,
+    "lab04.alert_days_to_detection": alert_days_to_detection,
+    "lab04.alert_false_positives": alert_false_positives,
+    "lab04.alert_recall": alert_recall,
+}

@@ -1,0 +1,125 @@
+"""Unit tests of lab 04's scorers (aisec.grading.scorers.lab04): no notebook, no sandbox. The scorers
+rebuild the lab's seeded digits split and audit log (cached), as the grader does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aisec.data import digits
+from aisec.grading.scorers import SCORERS, Malformed
+from aisec.insider import audit_log
+from aisec.models import accuracy, digits_classifier
+
+SEED = 1
+TARGET = 0
+TRIGGER = [54, 55, 62, 63]
+
+
+def weights(model) -> dict:
+    return {k: np.round(v.detach().double().numpy(), 4).tolist() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict:
+    """The clean model and a backdoored one, trained (or loaded from the cache) as in the lab."""
+    split = digits(seed=SEED)
+    rng = np.random.default_rng(SEED)
+    idx = np.sort(rng.choice(np.flatnonzero(split.y_train != TARGET), size=round(0.04 * len(split.x_train)), replace=False))
+    x, y = split.x_train.copy(), split.y_train.copy()
+    x[np.ix_(idx, TRIGGER)] = 1.0
+    y[idx] = TARGET
+    clean = digits_classifier(split.x_train, split.y_train, seed=SEED)
+    backdoored = digits_classifier(x, y, name="digits-backdoor", seed=SEED)
+    return {"clean": clean, "backdoored": backdoored, "clean_accuracy": accuracy(clean, split.x_test, split.y_test)}
+
+
+def backdoor_value(models: dict, model_name: str, **extra: object) -> dict:
+    return {"data_seed": SEED, "trigger": TRIGGER, "target": TARGET, "clean_accuracy": models["clean_accuracy"],
+            "weights": weights(models[model_name]), **extra}
+
+
+def test_backdoor_success_and_accuracy_drop_evaluate_the_recorded_weights(models: dict) -> None:
+    reference = backdoor_value(models, "backdoored")
+    assert SCORERS["lab04.backdoor_success"](reference, backdoor_value(models, "backdoored")) >= 0.9
+    assert SCORERS["lab04.backdoor_success"](reference, backdoor_value(models, "clean")) < 0.2
+    assert SCORERS["lab04.accuracy_drop"](reference, backdoor_value(models, "backdoored")) <= 0.02
+    assert SCORERS["lab04.accuracy_drop"](reference, backdoor_value(models, "clean")) == pytest.approx(0.0, abs=0.01)
+
+
+def test_backdoor_truth_comes_from_the_reference(models: dict) -> None:
+    reference = backdoor_value(models, "backdoored")
+    # a clean model cannot choose the target its "attack success" is measured against, nor the trigger
+    forged = backdoor_value(models, "clean", target=3, trigger=[0], clean_accuracy=1.0, data_seed=0)
+    assert SCORERS["lab04.backdoor_success"](reference, forged) < 0.2
+    shrunk = {k: (np.zeros_like(np.asarray(v)).tolist()) for k, v in weights(models["clean"]).items()}
+    assert SCORERS["lab04.accuracy_drop"](reference, {"weights": shrunk, "clean_accuracy": 0.0}) > 0.5
+
+
+def test_backdoor_scorers_refuse_malformed_weights(models: dict) -> None:
+    reference = backdoor_value(models, "backdoored")
+    good = weights(models["backdoored"])
+    bad_values = [
+        None,
+        {"weights": []},
+        {"weights": {k: v for k, v in good.items() if k != "head.bias"}},
+        {"weights": {**good, "head.bias": good["head.bias"][:-1]}},
+        {"weights": {**good, "head.bias": [str(x) for x in good["head.bias"]]}},
+        {"weights": {**good, "head.bias": [True] * 10}},
+        {"weights": {**good, "head.bias": ["inf"] * 10}},
+        {"weights": {**good, "body.0.weight": good["body.0.weight"][0]}},
+    ]
+    for bad in bad_values:
+        for name in ("lab04.backdoor_success", "lab04.accuracy_drop"):
+            with pytest.raises(Malformed):
+                SCORERS[name](reference, bad)
+
+
+@pytest.fixture(scope="module")
+def log():
+    return audit_log(seed=SEED)
+
+
+def test_event_precision_and_recall_use_the_rebuilt_log(log) -> None:
+    reference = {"log_seed": SEED, "flagged": []}
+    truth = np.flatnonzero(log.is_exfil).tolist()
+    assert SCORERS["lab04.event_precision"](reference, {"flagged": truth}) == 1.0
+    assert SCORERS["lab04.event_recall"](reference, {"flagged": truth}) == 1.0
+    half = truth[: len(truth) // 2] + [i for i in range(len(log.is_exfil)) if not log.is_exfil[i]][: len(truth) // 2]
+    assert SCORERS["lab04.event_precision"](reference, {"flagged": half}) == pytest.approx(0.5)
+    assert SCORERS["lab04.event_recall"](reference, {"flagged": half}) == pytest.approx((len(truth) // 2) / len(truth))
+    assert SCORERS["lab04.event_precision"](reference, {"flagged": []}) == 0.0
+    # the log (and so the truth) is the reference's: a student's seed is ignored
+    assert SCORERS["lab04.event_recall"](reference, {"flagged": [], "log_seed": 12345}) == 0.0
+
+
+def test_event_scorers_refuse_malformed_rows(log) -> None:
+    reference = {"log_seed": SEED, "flagged": []}
+    n = len(log.is_exfil)
+    for bad in (None, {"flagged": [True, False]}, {"flagged": [n]}, {"flagged": [-1]}, {"flagged": [3, 3]},
+                {"flagged": [1.0]}, {"flagged": list(range(n)) + [0]}):
+        with pytest.raises(Malformed):
+            SCORERS["lab04.event_recall"](reference, bad)
+
+
+def test_alert_scores_match_score_alerts(log) -> None:
+    reference = {"log_seed": SEED, "alerts": []}
+    truth = log.events.loc[log.is_exfil, ["user", "day"]].drop_duplicates()
+    perfect = {"alerts": [[str(u), int(d)] for u, d in zip(truth["user"], truth["day"])]}
+    assert SCORERS["lab04.alert_days_to_detection"](reference, perfect) == 0.0
+    assert SCORERS["lab04.alert_false_positives"](reference, perfect) == 0.0
+    assert SCORERS["lab04.alert_recall"](reference, perfect) == 1.0
+    late = {"alerts": [[log.insider, log.exfil_start_day + 12], ["u001", 50], ["u001", 51]]}
+    assert SCORERS["lab04.alert_days_to_detection"](reference, late) == 12.0
+    assert SCORERS["lab04.alert_false_positives"](reference, late) == float(
+        sum((u, d) not in set(zip(truth["user"], truth["day"])) for u, d in late["alerts"]))
+    assert SCORERS["lab04.alert_days_to_detection"](reference, {"alerts": []}) == 10_000.0
+    assert SCORERS["lab04.alert_recall"](reference, {"alerts": [], "log_seed": 7}) == 0.0
+
+
+def test_alert_scorers_refuse_malformed_alerts(log) -> None:
+    reference = {"log_seed": SEED, "alerts": []}
+    for bad in (None, {"alerts": "u001"}, {"alerts": [["u001"]]}, {"alerts": [["u001", 3.0]]},
+                {"alerts": [[1, 3]]}, {"alerts": [["u001", 3]] * 20_001}, {"alerts": [["x" * 100, 3]]}):
+        with pytest.raises(Malformed):
+            SCORERS["lab04.alert_recall"](reference, bad)
