@@ -200,8 +200,14 @@ class SneakyInt(int):
     ],
 )
 def test_to_plain_makes_json_data(value: object, plain: object) -> None:
-    assert to_plain(value) == plain
-    json.dumps(to_plain(value))
+    # JSON text tells 1 from 1.0 from true, which == cannot (1 == 1.0 == True in Python).
+    assert json.dumps(to_plain(value)) == json.dumps(plain)
+
+
+@pytest.mark.parametrize("value, text", [(np.int64(1), "1"), (np.float32(1.0), "1.0"), (np.bool_(True), "true"),
+                                         (np.array([1, 0], dtype=bool), "[true, false]"), (np.array([1.0]), "[1.0]")])
+def test_to_plain_keeps_bool_int_and_float_apart(value: object, text: str) -> None:
+    assert json.dumps(to_plain(value)) == text
 
 
 @pytest.mark.parametrize("value", [SneakyInt(3), [SneakyInt(1)], {"a": object()}, {1: 2}, np.array(["x"])])

@@ -40,6 +40,41 @@ def test_lab_opens_with_objectives_time_prerequisites_and_threat_mappings(notebo
     )
 
 
+def threshold_records_without_a_scorer(source: str) -> list[str]:
+    """The ``record(...)`` calls of ``source`` that put a threshold on a number the kernel reported.
+
+    A threshold (``at_least``/``at_most``) is only allowed on a rate the grader computes itself from
+    raw outputs, i.e. with ``score=`` naming a registered scorer."""
+    import ast
+
+    from aisec.grading.scorers import SCORERS
+
+    bad = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "record"):
+            continue
+        kw = {k.arg: k.value for k in node.keywords}
+        if "at_least" in kw or "at_most" in kw:
+            score = kw.get("score")
+            if not (isinstance(score, ast.Constant) and score.value in SCORERS):
+                bad.append(ast.unparse(node)[:120])
+    return bad
+
+
+def test_the_threshold_rule_catches_a_reported_number() -> None:
+    assert threshold_records_without_a_scorer("record('q.x', acc, at_least=0.9)") == ["record('q.x', acc, at_least=0.9)"]
+    assert threshold_records_without_a_scorer("record('q.x', v, score='nope', at_most=1)")
+    assert not threshold_records_without_a_scorer("record('q.x', v, score='accuracy', at_least=0.9)")
+    assert not threshold_records_without_a_scorer("record('q.x', v, atol=1e-6)")
+
+
+@pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
+def test_no_point_hinges_on_a_number_the_students_kernel_reports(notebook: Path) -> None:
+    nb = nbformat.read(notebook, as_version=4)
+    bad = [call for cell in autograded_code_cells(nb) for call in threshold_records_without_a_scorer(cell.source)]
+    assert not bad, f"thresholds on kernel-reported numbers (record raw outputs with score=...): {bad}"
+
+
 @pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
 def test_every_graded_cell_is_judged_by_hidden_records(notebook: Path) -> None:
     nb = nbformat.read(notebook, as_version=4)

@@ -53,8 +53,9 @@ def test_lab00_honest_with_warnings_full_marks_and_fake_int_loses_its_question(t
     assert [q["grade_id"] for q in failed] == ["q6_k_anonymity_test"]
     # The visible check already refuses an int subclass (its hint says so); the hidden record
     # would refuse it too, outside the kernel.
-    assert "q6_k_anonymity_test.k" in failed[0]["feedback"] and "✘ k_anonymity" in failed[0]["feedback"]
-    import nbformat
-
-    probe = nbformat.read(tmp_path / "ws" / "autograded" / "env_probe" / LAB / NB, as_version=4)
-    assert "PROBE False False" in str([c.get("outputs") for c in probe.cells])
+    lines = failed[0]["feedback"]
+    assert any("q6_k_anonymity_test.k" in line for line in lines), lines
+    assert any(line.startswith("✘ visible check: ") for line in lines), lines
+    # What the probe printed is in the instructor's run checkpoint (feedback shows only verdicts).
+    run = (tmp_path / "ws" / "grading" / LAB / "runs" / LAB / "env_probe" / NB).with_suffix(".json").read_text()
+    assert "PROBE False False" in run

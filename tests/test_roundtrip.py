@@ -20,6 +20,7 @@ from conftest import LABS, ROOT, SOLUTIONS, lab_ids, nb_id, solution_notebooks
 from notebook_utils import HIDDEN_RE, autograded_code_cells, execute, nbgrader, nbgrader_meta, secret_lines
 
 pytestmark = pytest.mark.slow
+RECORD_KEY = re.compile(r"""record\(\s*f?["']([A-Za-z0-9_.]+)""")
 
 
 @pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
@@ -155,8 +156,16 @@ def test_feedback_is_html_without_hidden_tests(graded: dict) -> None:
             assert "BEGIN HIDDEN TESTS" not in text, f"feedback for {student} shows a hidden test block"
             shown = [h for h in telling if h in text]
             assert not shown, f"feedback for {student} shows hidden test code: {shown[:3]}"
-    untouched_html = "".join(p.read_text() for p in (workspace / "feedback" / "untouched" / lab).glob("*.html"))
-    assert "HiddenCheckFailed" in untouched_html or "NotImplementedError" in untouched_html
+    # The judge ran: each test cell shows the grader's verdict on its hidden records, failed for the
+    # stubs and passed for the reference (the record keys come from the source's hidden tests).
+    keys = {k for src in (SOLUTIONS / lab).glob("*.ipynb") for cell in nbformat.read(src, as_version=4).cells
+            for k in RECORD_KEY.findall(cell.source)}
+    assert keys, "no record keys found in the source"
+    for student, mark in (("untouched", "✘"), ("reference", "✔")):
+        text = unescape(re.sub(r"<[^>]+>", "", "".join(
+            p.read_text() for p in (workspace / "feedback" / student / lab).glob("*.html"))))
+        shown = {k for k in keys if f"{mark} hidden check: {k}" in text}
+        assert shown, f"{student}'s feedback shows no {mark} verdict on a hidden check"
 
 
 def test_export_has_the_right_scores(graded: dict) -> None:

@@ -87,7 +87,7 @@ def make_course(tmp: Path) -> Path:
     return root
 
 # Tight limits for the hostile cases: they must trip quickly on a 2-core CI machine.
-LIMITS = {"wall_seconds": 150, "cell_timeout": 20, "memory_mb": 2048, "sandbox_memory_mb": 3072, "processes": 64,
+LIMITS = {"wall_seconds": 150, "cell_timeout": 20, "memory_mb": 2048, "sandbox_memory_mb": 2560, "processes": 64,
           "output_bytes": 1024 * 1024, "scratch_mb": 128, "file_mb": 64, "cpu_seconds": 120}
 
 

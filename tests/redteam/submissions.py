@@ -17,8 +17,13 @@ from typing import Any
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
+from aisec.grading.cgroup import memory_group_status
+
 from .builders import insert_after, solved, stub, with_answer
 from .fakelab import LAB
+
+#: Whether this host gives each sandbox a memory cgroup (else each process has its own limit only).
+CGROUP = memory_group_status()[0]
 
 NB = f"{LAB}.ipynb"
 MAX = 4.0
@@ -181,7 +186,9 @@ CASES: dict[str, Case] = {
         "def add(a, b):\n    return a + b\n")), 4.0, []),
     "slow_hang": Case(lambda r: _one(with_answer(honest(r), "q2_mean", "import time\ndef mean(xs):\n    time.sleep(1000)\n")),
                       1.0, ["ran longer than its limit of 10 s"], extra="cut_early"),
-    "many_processes_add_up": Case(lambda r: _one(insert_after(honest(r), "setup", MANY_PROCESSES)), 4.0, [],
+    # With a memory cgroup the sandbox is stopped as a whole; the stated fallback limits each process only.
+    "many_processes_add_up": Case(lambda r: _one(insert_after(honest(r), "setup", MANY_PROCESSES)),
+                                  0.0 if CGROUP else 4.0, ["more than its memory limit"] if CGROUP else [],
                                   extra="sandbox_memory"),
     # --------------------------------------------------------------------------- malformed
     "invalid_json": Case(lambda r: {NB: b'{"cells": [ this is not json'}, 0.0, ["not a readable notebook"]),
@@ -207,21 +214,20 @@ EXFIL = (
     "ip.set_custom_exc((Exception,), named)\n"
 )
 
-# Six children of 600 MB each: 3.6 GB together, each under the per-process limit (2 GB), over the sandbox's 3 GB.
+# Six children of 500 MB each: 3 GB together, each under the per-process limit (2 GB), over the sandbox's 2.5 GB.
 MANY_PROCESSES = (
-    "import os, time\n"
+    "import os, select, time\n"
     "held = 0\n"
     "for _ in range(6):\n"
     "    r, w = os.pipe()\n"
     "    if os.fork() == 0:\n"
-    "        hog = bytearray(600 * 1024 * 1024)\n"
-    "        for i in range(0, len(hog), 4096):\n"
-    "            hog[i] = 1\n"
+    "        hog = bytearray(500 * 1024 * 1024)\n"
     "        os.write(w, b'k')\n"
     "        time.sleep(30)\n"
     "        os._exit(0)\n"
     "    os.close(w)\n"
-    "    held += 600 * (os.read(r, 1) == b'k')\n"
+    "    if select.select([r], [], [], 2.0)[0]:\n"
+    "        held += 500 * (os.read(r, 1) == b'k')\n"
     "print('CHILDREN HELD', held, 'MB')\n"
 )
 
