@@ -141,3 +141,14 @@ def test_a_reference_without_truth_is_an_authoring_error(inputs: pd.DataFrame) -
         SCORERS["lab00.k_anonymity"]({"n": True, "seed": 1, "rows": []}, {"rows": []})
     with pytest.raises(Malformed, match="authoring error"):
         SCORERS["lab00.secret_recall"]({"found": []}, {"found": []})
+
+
+def test_records_read_back_from_a_notebook_are_scored(inputs: pd.DataFrame) -> None:
+    """The grader reads records out of executed notebooks: dicts arrive as nbformat's NotebookNode."""
+    from nbformat import from_dict
+
+    ref = from_dict(table_value(inputs))
+    assert SCORERS["lab00.table_kept"](ref, from_dict(table_value(inputs, drop=4))) == pytest.approx((N - 4) / N)
+    found = from_dict(secrets_value([["email", "a.b@x.com"]]))
+    assert SCORERS["lab00.secret_recall"](found, found) == 0.5
+    assert SCORERS["lab00.k_anonymity"](from_dict(k_value([])), from_dict(k_value(generalised(inputs)))) >= 1.0

@@ -30,7 +30,7 @@ _BAND = re.compile(r"(\d{1,3})-(\d{1,3})")
 
 
 def _dict(value: Any, fields: tuple[str, ...], who: str) -> dict[str, Any]:
-    if type(value) is not dict or not all(type(value.get(f)) is list for f in fields):
+    if not isinstance(value, dict) or not all(type(value.get(f)) is list for f in fields):
         if who == "reference":
             raise Malformed("the reference records no truth (an authoring error: tell your instructor)")
         raise Malformed("should be a dict with the lists the hidden test records")
@@ -115,7 +115,7 @@ def _people(n: int, seed: int) -> tuple[list[list[Any]], list[str]]:
 
 def _inputs(reference: Any) -> tuple[list[list[Any]], list[str]]:
     """``people(n, seed)`` for the reference's ``n`` and ``seed``."""
-    n, seed = (reference.get("n"), reference.get("seed")) if type(reference) is dict else (None, None)
+    n, seed = (reference.get("n"), reference.get("seed")) if isinstance(reference, dict) else (None, None)
     if type(n) is not int or type(seed) is not int or not 20 <= n <= MAX_ROWS or not 0 <= seed < 2**31:
         raise Malformed("the reference records no hidden input (an authoring error: tell your instructor)")
     return _people(n, seed)
