@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -160,6 +161,7 @@ def test_attack_left_no_trace(graded: dict[str, Any], name: str) -> None:
     elif extra == "no_exfiltration":
         assert "EXFIL" in out, "the exfiltration hooks ran"
         assert "EXFIL" not in _graded_outputs(ws, name)
+        assert re.search(r"EXFIL[A-Za-z0-9+/=]{20,}", out), "the hooks emitted encoded hidden code"
         assert "EXFIL" not in _reason(graded["outcomes"][name])
     elif extra == "cut_early":
         run = json.loads(out)
@@ -191,7 +193,7 @@ def test_feedback_command_strips_hidden_tests(graded: dict[str, Any]) -> None:
         for line in hidden_lines(source):
             # The marker student's own comment quotes the marker text: that is their line, not a leak.
             assert line not in html or (student == "marker_text_in_answer" and "HIDDEN TESTS" in line), (student, line)
-        assert "EXFIL" not in html
+        assert not re.search(r"EXFIL[A-Za-z0-9+/=]{20,}", html), student  # the hook's own source may say 'EXFIL
 
 
 def test_rerun_grades_nothing_twice(graded: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
@@ -377,7 +377,9 @@ def execute(
         if group is not None:
             stack.callback(group.remove)
             argv = group.wrap(argv)
-        result = _stream(argv, env, cwd, limits)
+        # A process of the sandbox killed for memory stops the whole run, whichever process the
+        # kernel chose: the limit is the sandbox's, not one process's.
+        result = _stream(argv, env, cwd, limits, over_memory=group.oom_killed if group is not None else None)
         if group is not None and result.status != "ok" and group.oom_killed():
             result.status = "memory"
             result.reason = f"the sandbox used more than its memory limit ({limits.sandbox_memory_mb} MB, all processes together)"
@@ -392,8 +394,10 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-def _stream(argv: list[str], env: dict[str, str], cwd: str, limits: Limits) -> RunResult:
-    """Run ``argv``, read the runner's JSON lines, enforce wall time and output bytes."""
+def _stream(argv: list[str], env: dict[str, str], cwd: str, limits: Limits,
+            over_memory: Callable[[], bool] | None = None) -> RunResult:
+    """Run ``argv``, read the runner's JSON lines, enforce wall time, output bytes and (checked every
+    second with ``over_memory``) the sandbox's memory."""
     cells: dict[int, dict[str, Any]] = {}
     status, reason = "crashed", "the sandboxed run ended without a result"
     deadline = time.monotonic() + limits.wall_seconds
@@ -413,6 +417,9 @@ def _stream(argv: list[str], env: dict[str, str], cwd: str, limits: Limits) -> R
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 status, reason = "wall_time", f"the notebook ran longer than the wall-time limit ({limits.wall_seconds} s)"
+                break
+            if over_memory is not None and over_memory():
+                status, reason = "memory", "a process of the sandbox was killed for memory"
                 break
             if not sel.select(timeout=min(remaining, 1.0)):
                 if proc.poll() is not None and not ended:

@@ -221,7 +221,7 @@ MANY_PROCESSES = (
     "for _ in range(6):\n"
     "    r, w = os.pipe()\n"
     "    if os.fork() == 0:\n"
-    "        hog = bytearray(500 * 1024 * 1024)\n"
+    "        hog = b'\\x01' * (500 * 1024 * 1024)  # written, so resident\n"
     "        os.write(w, b'k')\n"
     "        time.sleep(30)\n"
     "        os._exit(0)\n"
@@ -229,6 +229,7 @@ MANY_PROCESSES = (
     "    if select.select([r], [], [], 2.0)[0]:\n"
     "        held += 500 * (os.read(r, 1) == b'k')\n"
     "print('CHILDREN HELD', held, 'MB')\n"
+    "time.sleep(3)  # the children hold their memory a while\n"
 )
 
 
