@@ -84,3 +84,10 @@ def test_a_reference_without_seed_is_an_authoring_error(images: dict) -> None:
         SCORERS["lab02.judge_rate"]({"images": images["x0"]}, value(images["x0"]))
     with pytest.raises(Malformed, match="authoring error"):
         SCORERS["lab02.judge_rate"]({"seed": True, "targets": TARGETS}, value(images["x0"]))
+
+
+def test_records_read_back_from_a_notebook_are_scored(images: dict) -> None:
+    """The grader reads records out of executed notebooks: dicts arrive as nbformat's NotebookNode."""
+    from nbformat import from_dict
+
+    assert SCORERS["lab02.judge_rate"](from_dict(value(images["x0"])), from_dict(value(images["means"]))) >= 0.9

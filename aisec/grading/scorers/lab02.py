@@ -36,7 +36,7 @@ def _digits_setup(seed: int) -> tuple[Any, Any, Any]:
 
 
 def _truth(reference: Any) -> tuple[int, list[int]]:
-    seed, targets = (reference.get("seed"), reference.get("targets")) if type(reference) is dict else (None, None)
+    seed, targets = (reference.get("seed"), reference.get("targets")) if isinstance(reference, dict) else (None, None)
     if (
         type(seed) is not int
         or not 0 <= seed < 2**31
@@ -52,7 +52,7 @@ def _images(student: Any, field: str, n: int) -> Any:
     """The student's ``field``: ``n`` rows of 64 finite pixels in [0, 1], as a float64 array."""
     import numpy as np
 
-    rows = student.get(field) if type(student) is dict else None
+    rows = student.get(field) if isinstance(student, dict) else None
     if type(rows) is not list or len(rows) != n:
         raise Malformed("should hold one reconstructed image per target class")
     if not all(type(r) is list and len(r) == PIXELS for r in rows):
