@@ -187,7 +187,7 @@ def lab_progress(lab: str, questions: Sequence[Question], result: Mapping[str, A
         progress.graded_at = str(result.get("graded_at") or "") or None
     for q in questions:
         graded = by_id.get(q.grade_id)
-        feedback = str(graded.get("feedback") or "") if graded else ""
+        feedback = _feedback_text(graded.get("feedback")) if graded else ""
         points = _number(graded.get("points")) if graded else None
         if q.by_hand:
             status = BY_HAND
@@ -241,7 +241,7 @@ def _rows_html(rows: Sequence[QuestionStatus]) -> str:
         f"<td style='text-align:left'>{html.escape(r.question)}</td>"
         f"<td style='text-align:left;color:{_COLOUR[r.status]}'>{_SYMBOL[r.status]} {html.escape(r.status)}</td>"
         f"<td>{_fmt(r.points)} / {_fmt(r.max_points)}</td>"
-        f"<td style='text-align:left'>{html.escape(r.feedback)}</td>"
+        f"<td style='text-align:left'>{html.escape(r.feedback).replace(chr(10), '<br>')}</td>"
         "</tr>"
         for r in rows
     )
@@ -358,6 +358,13 @@ def _self_grade_function() -> SelfGrade:
             "Update the course (git pull), then reinstall it: `.venv/bin/pip install -e .`."
         ) from exc
     return self_grade
+
+
+def _feedback_text(feedback: Any) -> str:
+    """A question's feedback as text: the grader's verdict lines (one check a line), or older text."""
+    if isinstance(feedback, list):
+        return "\n".join(str(line) for line in feedback)
+    return str(feedback or "")
 
 
 def result_html(result: Mapping[str, Any], questions: Sequence[Question]) -> str:
