@@ -1,6 +1,6 @@
 """Benchmark: stock sequential ``nbgrader autograde`` against the sandboxed Dask pipeline.
 
-    .venv/bin/python benchmarks/grade_class.py [--lab lab00_minimisation] [--n 40] [--workers 2]
+    .venv/bin/python benchmarks/grade_class.py [--lab lab00_minimisation] [--n 40] [--workers 2] [--hang 5]
 
 On the same generated class (honest, partial, broken and hostile submissions mixed) it times:
 
@@ -18,7 +18,8 @@ overhead over bare execution on the same workers, ``pipeline / bare_parallel`` (
 the same against perfect scaling of the sequential bare run, ``pipeline / (bare_sequential /
 workers)`` (a bound no executor reaches: two kernels on two cores slow each other down; the
 bare runs' own scaling is reported too), and checks that the honest submissions' scores are
-identical. Reference runs are
+identical. With ``--hang K`` it grades the class again with K honest submissions hanging and
+reports the slowdown (goal ≤ 1.3×: each cell's limit derives from the reference run). Reference runs are
 computed before timing (both graders cache them). Results go to ``artifacts/benchmark.json``.
 """
 
@@ -59,8 +60,9 @@ def solution_ids(lab: str) -> list[str]:
             if c.cell_type == "code" and c.get("metadata", {}).get("nbgrader", {}).get("solution")]
 
 
-def make_class(lab: str, n: int, submitted: Path) -> dict[str, str]:
-    """``n`` submissions, kinds mixed in a fixed pattern; returns {student: kind}."""
+def make_class(lab: str, n: int, submitted: Path, hang: int = 0) -> dict[str, str]:
+    """``n`` submissions, kinds mixed in a fixed pattern; returns {student: kind}. With ``hang``,
+    that many honest submissions (spread over the class) hang in their middle answer instead."""
     ids = solution_ids(lab)
     honest = solved(ROOT, lab)
     kinds: dict[str, str] = {}
@@ -68,10 +70,16 @@ def make_class(lab: str, n: int, submitted: Path) -> dict[str, str]:
                "broken_stub", "hostile_read_files", "honest_warnings", "partial", "hostile_eq",
                "broken_kernel", "honest", "hostile_strip_asserts", "broken_json", "honest", "hostile_huge_print",
                "partial", "honest_warnings"]
+    honest_slots = [i for i in range(n) if pattern[i % len(pattern)] == "honest"]
+    hanging = set(honest_slots[:: max(1, len(honest_slots) // max(hang, 1))][:hang]) if hang else set()
     for i in range(n):
-        kind = pattern[i % len(pattern)]
+        kind = "hang" if i in hanging else pattern[i % len(pattern)]
         target = ids[i % len(ids)]
-        if kind == "honest":
+        if kind == "hang":
+            # A busy loop in the middle answer: the cell never ends on its own.
+            middle = ids[len(ids) // 2]
+            nb = with_answer(honest, middle, honest_cell(honest, middle) + "\nwhile True:\n    pass\n")
+        elif kind == "honest":
             nb = honest
         elif kind == "honest_warnings":
             # The answer warns each time it is called, inside the test cells too.
@@ -236,6 +244,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--hang", type=int, default=0,
+                        help="also grade the class with this many honest submissions hanging (goal: <= 1.3x the time)")
     parser.add_argument("--quick", action="store_true",
                         help="while tuning: no stock run, no sequential bare run (no speed-up figure)")
     args = parser.parse_args()
@@ -279,6 +289,22 @@ def main() -> None:
     print(summary.render())
     print(f"pipeline ({args.workers} workers):             {pipeline:.1f} s", flush=True)
 
+    hang_seconds = None
+    if args.hang:
+        hang_ws = base / "pipeline-hang"
+        hang_kinds = make_class(args.lab, args.n, hang_ws / "submitted", hang=args.hang)
+        os.environ["AISEC_WORKSPACE"] = str(hang_ws)
+        hang_grader = Grader(args.lab, ws=hang_ws)
+        hang_grader.prepare()
+        start = time.monotonic()
+        hang_summary = hang_grader.grade_class(workers=args.workers, progress=True)
+        hang_seconds = time.monotonic() - start
+        print(f"pipeline, {args.hang} hanging of {args.n}:      {hang_seconds:.1f} s "
+              f"({hang_seconds / pipeline:.2f}x the class without them)", flush=True)
+        for o in hang_summary.outcomes:
+            if hang_kinds[o.student] == "hang":
+                print(f"  {o.student}: {o.score:g}/{o.max_score:g} {'; '.join(o.notes)}", flush=True)
+
     stock_scores = scores("sqlite:///" + str(stock_ws / "gradebook.db"), args.lab) if stock is not None else {}
     pipe_scores = scores("sqlite:///" + str(pipe_ws / "gradebook.db"), args.lab)
     honest = [s for s, k in kinds.items() if k.startswith("honest")]
@@ -296,6 +322,8 @@ def main() -> None:
         "overhead_vs_perfectly_scaled_bare": None if bare_seq is None else round(pipeline / (bare_seq / args.workers), 2),
         "bare_parallel_scaling": None if bare_seq is None else round(bare_seq / bare_par, 2),
         "honest_scores_identical": same if stock is not None else None,
+        "hanging": args.hang, "pipeline_with_hanging_seconds": None if hang_seconds is None else round(hang_seconds, 1),
+        "hanging_slowdown": None if hang_seconds is None else round(hang_seconds / pipeline, 2),
         "cpu_utilisation": UTILISATION,
         "kinds": kinds, "stock_scores": stock_scores, "pipeline_scores": pipe_scores,
         "load_average_at_end": os.getloadavg(),
