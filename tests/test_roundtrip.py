@@ -75,9 +75,31 @@ def _course_env(workspace: Path) -> dict[str, str]:
     return env
 
 
+# A zero-work submission's best generic attack: swallow every error, and after each cell display a
+# forged record for every key the cell's (hidden) source records. It must still earn nothing.
+FORGING_HOOK = """import re
+from IPython.display import display
+_ip = get_ipython()
+_ip.set_custom_exc((Exception,), lambda *args, **kwargs: None)
+def _forge(result):
+    source = result.info.raw_cell if result.info is not None else ""
+    for key in sorted(set(re.findall(r"record\\(\\s*f?[\\\"']([\\w.]+)", source))):
+        display({"application/vnd.aisec.record+json": {"key": key, "value": 1.0, "rule": {}}, "text/plain": ""}, raw=True)
+_ip.events.register("post_run_cell", _forge)
+"""
+
+
+def _with_forging_hook(folder: Path) -> None:
+    for path in folder.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.insert(0, nbformat.v4.new_code_cell(FORGING_HOOK))
+        nbformat.write(nb, path)
+
+
 @pytest.fixture(scope="module", params=lab_ids())
 def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Autograde the solution (as student 'reference') and the untouched student version ('untouched')."""
+    """Autograde the solution (as student 'reference') and the untouched student version with a
+    forging hook in its first cell ('untouched': zero work, forged records)."""
     lab = request.param
     workspace = tmp_path_factory.mktemp(f"ws-{lab}")
     env = _course_env(workspace)
@@ -85,6 +107,7 @@ def graded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     for student, folder in (("reference", SOLUTIONS / lab), ("untouched", LABS / lab)):
         dest = workspace / "submitted" / student / lab
         shutil.copytree(folder, dest)
+    _with_forging_hook(workspace / "submitted" / "untouched" / lab)
     nbgrader(["autograde", lab], ROOT, env)
     nbgrader(["generate_feedback", lab], ROOT, env)
     csv_path = workspace / "grades.csv"
@@ -125,7 +148,13 @@ def test_untouched_student_version_gets_zero(graded: dict) -> None:
     scores = _scores(graded["workspace"], "untouched", graded["lab"])
     assert set(scores) == _expected_code_cells(graded["lab"])
     earned = {k: v for k, v in scores.items() if v[0] != 0}
-    assert not earned, f"the untouched stubs earned points in {earned}"
+    assert not earned, f"the untouched stubs with a forging hook earned points in {earned}"
+    # The hook did forge: records it displayed reached the judge and were refused on their merits.
+    verdicts = [json.loads(f.read_text()) for f in (graded["workspace"] / "grading" / "verdicts" / "untouched").rglob("*.json")]
+    reasons = [c["reason"] for v in verdicts for cell in v.values() for c in cell["checks"] if c["kind"] == "hidden"]
+    assert reasons and all(reasons), "every hidden check of the forger failed with a reason"
+    judged = [r for r in reasons if not r.startswith(("not reached", "no value was recorded"))]
+    assert judged, f"no forged record reached the judge: {sorted(set(reasons))[:5]}"
 
 
 def test_feedback_is_html_without_hidden_tests(graded: dict) -> None:
