@@ -21,6 +21,17 @@ from traitlets.config import Config
 from aisec.grading.common import is_test_cell, nbgrader_meta
 
 
+def _well_formed(meta: Any) -> bool:
+    """nbgrader cell metadata of the shape nbgrader's own steps expect (else they raise)."""
+    if not isinstance(meta, dict):
+        return False
+    if "grade_id" in meta and not isinstance(meta["grade_id"], str):
+        return False
+    flags_ok = all(isinstance(meta.get(k, False), bool) for k in ("grade", "solution", "locked", "task"))
+    points = meta.get("points", 0)
+    return flags_ok and type(points) in (int, float)
+
+
 class Stager:
     """Stages the submissions of one lab into ``staged/<student>/<lab>/``."""
 
@@ -90,6 +101,10 @@ class Stager:
         kernel = spec.get("name") if isinstance(spec, dict) else None
         if kernel != "python3":
             notes.append(f"kernel {kernel!r} replaced by python3")
+        for cell in nb.cells:
+            if "nbgrader" in cell.get("metadata", {}) and not _well_formed(cell.metadata["nbgrader"]):
+                notes.append("a cell's nbgrader metadata was malformed: treated as an ordinary cell")
+                del cell.metadata["nbgrader"]
         submitted_ids = {nbgrader_meta(c).get("grade_id") for c in nb.cells}
         for missing in sorted(self.test_ids[name] - submitted_ids):
             notes.append(f"test cell {missing!r} was missing: restored from the source")

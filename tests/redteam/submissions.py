@@ -190,7 +190,14 @@ CASES: dict[str, Case] = {
     "many_processes_add_up": Case(lambda r: _one(insert_after(honest(r), "setup", MANY_PROCESSES)),
                                   0.0 if CGROUP else 4.0, ["more than its memory limit"] if CGROUP else [],
                                   extra="sandbox_memory"),
+    "odd_text_everywhere": Case(lambda r: _one(with_answer(honest(r), "q3_words",
+        "# \u202e\u200b\U0001f642 \u00fcn\u00efc\u00f6d\u00e9 \ufeff\n"
+        "NUL = '\\x00'\nLONE = '\\ud800'\n"
+        "print('\\x00\\x1b[31m' + '\\ud800'.encode('utf-8', 'surrogatepass').decode('utf-8', 'replace') + '\\u202e' * 10)\n"
+        "def words(text):\n    return list({w.lower() for w in text.split()})\n")), 4.0, []),
     # --------------------------------------------------------------------------- malformed
+    "malformed_nbgrader_metadata": Case(lambda r: _one(_bad_metadata(honest(r))), 4.0,
+                                        ["nbgrader metadata was malformed: treated as an ordinary cell"]),
     "invalid_json": Case(lambda r: {NB: b'{"cells": [ this is not json'}, 0.0, ["not a readable notebook"]),
     "wrong_kernel_name": Case(lambda r: _one(_kernel(honest(r), "ir")), 4.0, ["kernel 'ir' replaced by python3"]),
     "renamed_notebook": Case(lambda r: {"my work (final).ipynb": honest(r)}, 4.0, ["notebook renamed"]),
@@ -217,8 +224,8 @@ EXFIL = (
 # Six children of 500 MB each: 3 GB together, each under the per-process limit (2 GB), over the sandbox's 2.5 GB.
 MANY_PROCESSES = (
     "import os, select, time\n"
-    "held = 0\n"
-    "for _ in range(6):\n"
+    "pipes = []\n"
+    "for _ in range(6):  # all at once: the sandbox's total crosses its limit within a second\n"
     "    r, w = os.pipe()\n"
     "    if os.fork() == 0:\n"
     "        hog = b'\\x01' * (500 * 1024 * 1024)  # written, so resident\n"
@@ -226,11 +233,21 @@ MANY_PROCESSES = (
     "        time.sleep(30)\n"
     "        os._exit(0)\n"
     "    os.close(w)\n"
-    "    if select.select([r], [], [], 2.0)[0]:\n"
+    "    pipes.append(r)\n"
+    "held, deadline = 0, time.monotonic() + 4\n"
+    "for r in pipes:\n"
+    "    if select.select([r], [], [], max(0.0, deadline - time.monotonic()))[0]:\n"
     "        held += 500 * (os.read(r, 1) == b'k')\n"
     "print('CHILDREN HELD', held, 'MB')\n"
     "time.sleep(3)  # the children hold their memory a while\n"
 )
+
+
+def _bad_metadata(nb: NotebookNode) -> NotebookNode:
+    """Cells of the student's own with nbgrader metadata of the wrong shape."""
+    nb.cells.insert(1, nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": "not a dict"}))
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell("notes", metadata={"nbgrader": {"grade": "yes", "grade_id": 7}}))
+    return nb
 
 
 def _rename_id(nb: NotebookNode, old: str, new: str) -> NotebookNode:
