@@ -112,8 +112,8 @@ def time_limits(reference: Reference, nb: Any, limits: Limits) -> tuple[dict[int
 
     A cell the reference ran gets ``time_factor`` × its reference time + ``time_slack`` seconds;
     a cell of the student's own gets the allowance of the lab's slowest cell; both are bounded by
-    ``cell_timeout``. The wall limit is ``time_factor`` × the reference's whole run + the slack of
-    every cell, bounded by ``wall_seconds``.
+    ``cell_timeout``. The wall limit is ``time_factor`` × the reference's whole run + six times the
+    slack (kernel start-up varies), bounded by ``wall_seconds``.
     """
     slowest = max(reference.cell_seconds.values(), default=0.0)
     per_cell: dict[int, int] = {}
@@ -122,6 +122,5 @@ def time_limits(reference: Reference, nb: Any, limits: Limits) -> tuple[dict[int
             continue
         seconds = reference.cell_seconds.get(cell_key(cell, index), slowest)
         per_cell[index] = int(min(limits.cell_timeout, limits.time_factor * seconds + limits.time_slack))
-    code_cells = max(len(per_cell), 1)
-    wall = int(min(limits.wall_seconds, limits.time_factor * reference.seconds + limits.time_slack * code_cells))
-    return per_cell, max(wall, limits.time_slack)
+    wall = int(min(limits.wall_seconds, limits.time_factor * reference.seconds + 6 * limits.time_slack))
+    return per_cell, wall
