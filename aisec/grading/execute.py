@@ -20,6 +20,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from traitlets import Bool, Unicode
 
+from aisec.grading.common import atomic_write
 from aisec.grading.config import GradingPipeline
 from aisec.grading.sandbox import Limits, RunResult, apply_run, execute, sandbox_status
 
@@ -116,6 +117,9 @@ class SandboxExecute(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
             run = RunResult.from_json(saved["run"])
         else:
             run = self._execute(nb, lab, notebook)
+            if self.runs_dir:
+                # The instructor's copy of what the student's code printed (feedback shows only verdicts).
+                atomic_write(run_file, json.dumps({"code_digest": code_digest(nb), "run": run.to_json()}))
         apply_run(nb, run)
         resources.setdefault("aisec", {})["run"] = run_summary(run)
         return nb, resources
