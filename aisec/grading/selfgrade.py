@@ -54,7 +54,8 @@ def self_grade(lab: str, notebook: str | None = None, quiet: bool = True) -> dic
             if (root / "labs" / lab / f"{nb}.ipynb").is_file():
                 shutil.copy2(root / "labs" / lab / f"{nb}.ipynb", dest / f"{nb}.ipynb")
     # The reference records are shared with class grading (same cache, same sources).
-    grader.cfg.JudgeRecords.reference_dir = str(workspace() / "references")
+    grader.reference_dir = workspace() / "references"
+    grader.cfg.JudgeRecords.reference_dir = str(grader.reference_dir)
     summary = grader.grade_class(workers=1, progress=not quiet, local=True)
     outcome = summary.outcomes[0]
     result = {
