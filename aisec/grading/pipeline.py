@@ -21,6 +21,7 @@ is left.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -144,6 +145,11 @@ class Grader:
     def stage(self, student: str) -> tuple[dict[str, str], list[str]]:
         return self.stager.stage(student, self.submitted / student / self.lab)
 
+    @functools.cached_property
+    def data_files(self) -> dict[str, bytes]:
+        """The lab's released data files, read once for every job."""
+        return self.stager.data_files()
+
     def job(self, student: str, notebooks: dict[str, str]) -> dict[str, Any]:
         """One submission's work for a worker, with each cell's time limit from the reference."""
         from aisec.cache import cache_dir
@@ -155,7 +161,7 @@ class Grader:
             per_cell, wall = time_limits(self.references[name], nbformat.reads(text, as_version=4), self.limits)
             timeouts[name] = {str(k): v for k, v in per_cell.items()}
             walls[name] = wall
-        return {"student": student, "lab": self.lab, "notebooks": notebooks, "data_files": self._data_files,
+        return {"student": student, "lab": self.lab, "notebooks": notebooks, "data_files": self.data_files,
                 "limits": asdict(self.limits), "cell_timeouts": timeouts, "wall_seconds": walls,
                 "cache": str(cache_dir()), "allow_unsandboxed": self.allow_unsandboxed}
 
@@ -220,7 +226,6 @@ class Grader:
             self.log(f"WARNING: THE SANDBOX CANNOT RUN ({why}); grading UNSANDBOXED as explicitly allowed.")
         start = time.monotonic()
         self.prepare()
-        self._data_files = self.stager.data_files()
         todo = list(students) if students is not None else self.students()
         outcomes: dict[str, Outcome] = {}
         pending: dict[str, tuple[list[str], str, dict[str, str]]] = {}

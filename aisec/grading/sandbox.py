@@ -15,9 +15,11 @@ What the student's code sees (Linux, ``bwrap``):
 * an unprivileged user: when the grader runs as root, the sandbox drops to a throw-away uid with
   ``setpriv`` (no capabilities, ``no_new_privs``) so that the process limit counts this sandbox only.
 
-Limits (per submission, configurable per lab): address space, CPU seconds, processes, file size
-and open files as rlimits (``prlimit``); the wall time, and the size in bytes of the outputs
-streamed back, enforced by the grader outside the sandbox.
+Limits (per submission, configurable per lab, defaults in :class:`Limits`): address space, CPU
+seconds, processes, file size and open files as rlimits (``prlimit``); the resident memory of the
+whole sandbox as a memory cgroup where the host allows one (:mod:`aisec.grading.cgroup`); each
+cell's time (from the reference run), the wall time, and the size in bytes of the outputs streamed
+back, enforced by the grader outside the sandbox.
 
 Where bubblewrap cannot run (no user namespaces: some Binder or container hosts),
 :func:`sandbox_status` says why and callers must refuse untrusted work unless told otherwise;

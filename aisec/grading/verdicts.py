@@ -9,13 +9,14 @@ raised or named while hidden code ran reaches a verdict.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: Exception names shown in feedback. Any other name (a student can define ``class AnyText(Exception)``)
 #: is shown as "an exception": a class name the student chooses is a channel out of the kernel.
 SHOWN_EXCEPTIONS = frozenset(
-    name for name, obj in __import__("builtins").__dict__.items()
+    name for name, obj in vars(builtins).items()
     if isinstance(obj, type) and issubclass(obj, BaseException)
 ) | {"CheckFailed"}
 
