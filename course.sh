@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The course's two commands, for a fresh machine with Python 3.11:
-#   ./course.sh start   install everything into .venv, then open JupyterLab on the start page
-#   ./course.sh test    install everything (and the system packages the tests need), then run the whole test suite
+#   ./course.sh start        install everything into .venv, then open JupyterLab on the start page (student mode)
+#   ./course.sh test         install everything (and the system packages the tests need), then run the whole test suite
+#   ./course.sh instructor   as start, with nbgrader's instructor tools (formgrader, create assignment, courses)
 # Extra arguments after "test" go to pytest, e.g. ./course.sh test -k lab00
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,7 +10,7 @@ cd "$(dirname "$0")"
 VENV=.venv
 # Tools the course runs by name (jupyter, nbgrader, alembic, aisec-grade) come from the course's environment.
 export PATH="$PWD/$VENV/bin:$PATH"
-SYSTEM_PACKAGES=(bubblewrap postgresql chromium)
+SYSTEM_PACKAGES=(bubblewrap postgresql chromium npm)
 
 find_python() {
   for candidate in "${PYTHON:-}" python3.11 python3; do
@@ -53,6 +54,19 @@ install_python_packages() {
   fi
 }
 
+# JupyterHub's proxy, from the npm registry (the hub test and a real class on JupyterHub need it).
+CHP_VERSION=5.3.0
+CHP="$VENV/node/node_modules/.bin/configurable-http-proxy"
+install_node_packages() {
+  [ -x "$CHP" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "NOTE: npm not found (Debian/Ubuntu: apt-get install npm); the JupyterHub test fails until it is there." >&2
+    return 0
+  fi
+  echo "==> installing configurable-http-proxy@$CHP_VERSION into $VENV/node"
+  npm install --silent --no-audit --no-fund --prefix "$VENV/node" "configurable-http-proxy@$CHP_VERSION"
+}
+
 install_system_packages() {
   # The sandboxed grader (bubblewrap), the PostgreSQL gradebook test and the browser test need
   # Debian packages. Install them when we can; without them those tests fail with a clear message.
@@ -60,6 +74,7 @@ install_system_packages() {
   command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; fi
@@ -74,8 +89,12 @@ install_system_packages() {
 }
 
 case "${1:-help}" in
-  start)
+  start|instructor)
     install_python_packages
+    # Student mode (grader/modes/student): nbgrader's instructor tools and JupyterLab's news prompt off.
+    if [ "$1" = start ]; then
+      export JUPYTER_CONFIG_PATH="$PWD/grader/modes/student${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
+    fi
     extra=()
     # Containers often run as root, which Jupyter refuses without this flag.
     [ "$(id -u)" -eq 0 ] && extra+=(--allow-root)
@@ -87,10 +106,11 @@ case "${1:-help}" in
     shift
     install_system_packages
     install_python_packages
+    install_node_packages
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
