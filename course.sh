@@ -3,7 +3,7 @@
 #   ./course.sh start        install everything into .venv, then open JupyterLab on the start page (student mode)
 #   ./course.sh test         install everything (and the system packages the tests need), then run the whole test suite
 #   ./course.sh instructor   as start, with nbgrader's instructor tools (formgrader, create assignment, courses)
-# Extra arguments after "test" go to pytest, e.g. ./course.sh test -k lab00
+# Extra arguments go to pytest (./course.sh test -k lab00) or to JupyterLab (./course.sh start --port=8890)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -46,8 +46,11 @@ install_python_packages() {
   local stamp
   stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
-    echo "==> installing the course and its dependencies into $VENV (CPU-only torch)"
-    "$VENV/bin/python" -m pip install -q -e ".[test]"
+    echo "==> installing the course and its dependencies into $VENV"
+    # On Linux, torch's CPU build from PyTorch's CPU index when it answers (tools/torch_index.py says which).
+    local index_args=()
+    mapfile -t index_args < <("$VENV/bin/python" tools/torch_index.py)
+    "$VENV/bin/python" -m pip install -q "${index_args[@]}" -e ".[test]"
     install_no_deps_packages
     rm -f "$VENV"/.installed-*
     touch "$stamp"
@@ -90,17 +93,18 @@ install_system_packages() {
 
 case "${1:-help}" in
   start|instructor)
+    # grader/modes/: students get nbgrader's student tools only; both modes skip JupyterLab's news prompt.
+    mode=student
+    [ "$1" = instructor ] && mode=instructor
+    shift
     install_python_packages
-    # Student mode (grader/modes/student): nbgrader's instructor tools and JupyterLab's news prompt off.
-    if [ "$1" = start ]; then
-      export JUPYTER_CONFIG_PATH="$PWD/grader/modes/student${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
-    fi
+    export JUPYTER_CONFIG_PATH="$PWD/grader/modes/$mode${JUPYTER_CONFIG_PATH:+:$JUPYTER_CONFIG_PATH}"
     extra=()
     # Containers often run as root, which Jupyter refuses without this flag.
     [ "$(id -u)" -eq 0 ] && extra+=(--allow-root)
     # Serve the whole course folder (labs/ included) and open the start page first.
     exec "$VENV/bin/jupyter" lab "${extra[@]}" --ServerApp.root_dir="$PWD" \
-      --LabApp.default_url=/lab/tree/course/00_start_here.ipynb
+      --LabApp.default_url=/lab/tree/course/00_start_here.ipynb "$@"
     ;;
   test)
     shift

@@ -153,12 +153,24 @@ def test_postbuild_sets_nbgrader_up_for_students() -> None:
     assert "nbgrader.server_extensions.validate_assignment" not in server or server[
         "nbgrader.server_extensions.validate_assignment"] == "enable"
 
-    bundle = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter" / "nbgrader" / "static"
-    code = "".join(p.read_text(errors="replace") for p in bundle.glob("*.js"))
+    bundles = [Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter" / "nbgrader" / "static",
+               Path(sys.prefix) / "share" / "jupyter" / "lab" / "static"]
+    code = "".join(p.read_text(errors="replace") for bundle in bundles for p in bundle.glob("*.js"))
     for plugin in lab:
-        assert f'"{plugin}"' in code, f"postBuild names a JupyterLab plugin that nbgrader does not have: {plugin}"
+        assert f'"{plugin}"' in code, f"postBuild names a JupyterLab plugin that does not exist: {plugin}"
     for module in server:
         assert importlib.util.find_spec(module) is not None, f"postBuild names a server extension that does not exist: {module}"
+
+
+def test_postbuild_gives_binder_the_student_mode_of_course_sh() -> None:
+    """Binder's students see what ``./course.sh start`` shows (grader/modes/student): the same names off."""
+    student = ROOT / "grader" / "modes" / "student"
+    page_config = json.loads((student / "labconfig" / "page_config.json").read_text())
+    server_config = json.loads((student / "jupyter_server_config.d" / "aisec-student-mode.json").read_text())
+    lab_off = {c[-1] for c in _postbuild_commands() if c[:3] == ["jupyter", "labextension", "disable"]}
+    server_off = {c[-1] for c in _postbuild_commands() if c[:4] == ["jupyter", "server", "extension", "disable"]}
+    assert lab_off == {k for k, off in page_config["disabledExtensions"].items() if off}
+    assert server_off == {k for k, on in server_config["ServerApp"]["jpserver_extensions"].items() if not on}
 
 
 def test_optional_repo2docker_files_are_sane() -> None:

