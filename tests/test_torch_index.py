@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import json
 import socket
+import subprocess
+import sys
 import threading
 import time
+import tomllib
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +87,38 @@ def test_probe_prints_nothing_to_pip_when_nothing_is_to_be_added(capsys: pytest.
     monkeypatch.setattr(torch_index.platform, "system", lambda: "Darwin")
     assert torch_index.main() == 0
     assert capsys.readouterr().out == ""  # an empty line would reach pip as an empty argument
+
+
+def _fake_wheel(index: Path, version: str) -> None:
+    """A minimal, installable-looking torch wheel in a PEP 503 'simple' index folder."""
+    name = f"torch-{version}-py3-none-any.whl"
+    folder = index / "torch"
+    folder.mkdir(parents=True, exist_ok=True)
+    dist_info = f"torch-{version}.dist-info"
+    with zipfile.ZipFile(folder / name, "w") as wheel:
+        wheel.writestr(f"{dist_info}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}\n")
+        wheel.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        wheel.writestr(f"{dist_info}/RECORD", "")
+    (folder / "index.html").write_text(f'<html><body><a href="{name}">{name}</a></body></html>')
+
+
+def test_pip_prefers_the_cpu_index_build_for_the_pin(tmp_path: Path) -> None:
+    """What a user with internet gets: PyPI serves torch==X (the CUDA build), the CPU index torch==X+cpu;
+    with the CPU index added as an extra index, pip resolves the pin ``torch==X`` to ``X+cpu`` (a local version
+    sorts above its public one). Two local indexes stand in for the two servers; pip's own config is ignored."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    pin = next(d for d in pyproject["project"]["dependencies"] if d.startswith("torch=="))
+    version = pin.split("==")[1]
+    pypi, cpu = tmp_path / "pypi", tmp_path / "cpu"
+    _fake_wheel(pypi, version)
+    _fake_wheel(cpu, f"{version}+cpu")
+    report = tmp_path / "report.json"
+    args, _ = torch_index.index_args("Linux", probe=lambda url: True)
+    args = [a.replace(torch_index.CPU_INDEX, cpu.as_uri()) for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed", "--no-deps",
+         "--no-cache-dir", "--quiet", "--report", str(report), "--index-url", pypi.as_uri(), *args, pin],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    chosen = [item["metadata"]["version"] for item in json.loads(report.read_text())["install"]]
+    assert chosen == [f"{version}+cpu"], chosen
