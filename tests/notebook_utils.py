@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
@@ -13,8 +12,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat.notebooknode import NotebookNode
 
-SOLUTION_RE = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
-HIDDEN_RE = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", re.S)
+# One implementation of "what of a solution must not reach students", shared with aisec-grade publish.
+from aisec.grading.publish import HIDDEN_RE, SOLUTION_RE, secret_lines  # noqa: F401 - re-exported for the tests
 
 
 def execute(path: Path, workdir: Path, timeout: int = 600) -> tuple[NotebookNode, float]:
@@ -33,27 +32,6 @@ def nbgrader_meta(cell: NotebookNode) -> dict:
 
 def autograded_code_cells(nb: NotebookNode) -> list[NotebookNode]:
     return [c for c in nb.cells if c.cell_type == "code" and nbgrader_meta(c).get("grade")]
-
-
-def secret_lines(nb: NotebookNode, min_len: int = 20) -> set[str]:
-    """Lines of solutions, hidden tests and model answers that appear nowhere else in the source.
-
-    These must never reach the student version. Short or generic lines (``return out``) are left
-    out because they legitimately occur in given code too.
-    """
-    secret: set[str] = set()
-    public: set[str] = set()
-    for cell in nb.cells:
-        src = cell.source
-        meta = nbgrader_meta(cell)
-        regions = SOLUTION_RE.findall(src) + HIDDEN_RE.findall(src)
-        if cell.cell_type == "markdown" and meta.get("solution") and not regions:
-            regions = [src]  # a model answer: nbgrader replaces the whole cell
-        rest = HIDDEN_RE.sub("", SOLUTION_RE.sub("", src)) if regions != [src] else ""
-        for region in regions:
-            secret.update(line.strip() for line in region.splitlines())
-        public.update(line.strip() for line in rest.splitlines())
-    return {line for line in secret - public if len(line) >= min_len}
 
 
 def nbgrader(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 3600) -> subprocess.CompletedProcess:

@@ -5,6 +5,7 @@
     aisec-grade feedback LAB                               nbgrader generate_feedback
     aisec-grade export [--to grades.csv]                   nbgrader export
     aisec-grade check-sandbox                              can this host sandbox submissions?
+    aisec-grade publish DEST [--force]                     write a student-only copy, proved clean by a leak scan
 """
 
 from __future__ import annotations
@@ -24,6 +25,23 @@ def _nbgrader(args: list[str]) -> int:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return subprocess.call([sys.executable, "-m", "nbgrader", *args], cwd=course_root(), env=env)
+
+
+def _publish(dest: Path, force: bool) -> int:
+    """aisec-grade publish: 0 when the copy is written and clean, 1 (with the reasons) otherwise."""
+    try:
+        from aisec.grading.publish import PublishError, publish, render
+    except ModuleNotFoundError as exc:  # a student copy leaves the publisher out
+        if exc.name != "aisec.grading.publish":
+            raise
+        print("publish is the instructor's command: run it in the full course repository.", file=sys.stderr)
+        return 2
+    try:
+        print(render(publish(dest, force=force)))
+    except PublishError as exc:
+        print(f"publish failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     p_export = sub.add_parser("export", help="export the gradebook (nbgrader export)")
     p_export.add_argument("--to", default="grades.csv", help="CSV file to write (default: grades.csv)")
     sub.add_parser("check-sandbox", help="say whether submissions can be sandboxed on this host")
+    p_pub = sub.add_parser("publish", help="write a student-only copy of the course to DEST, and scan it for leaks")
+    p_pub.add_argument("dest", type=Path, help="a new folder outside the course (e.g. ../aisec-students)")
+    p_pub.add_argument("--force", action="store_true", help="replace an earlier student copy at DEST (its .git is kept)")
     args = parser.parse_args(argv)
 
     if args.command == "self":
@@ -71,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return _nbgrader(["generate_feedback", args.lab, "--force"])
     if args.command == "export":
         return _nbgrader(["export", f"--to={Path(args.to).resolve()}"])
+    if args.command == "publish":
+        return _publish(args.dest, args.force)
     if args.command == "check-sandbox":
         from aisec.grading.sandbox import sandbox_status
 
