@@ -38,8 +38,9 @@ Environment variables (read when the hub starts):
 
 Modes: every student's server has ``grader/modes/student`` in front of ``JUPYTER_CONFIG_PATH``
 (nbgrader's instructor tools off, the *Assignments* tab and *Validate* on); an instructor's server
-has ``grader/modes/instructor`` when that folder exists (all of nbgrader's tools on) and opens in
-the course folder, so that Formgrader works on the course's gradebook.
+has ``grader/modes/instructor`` when that folder exists (all of nbgrader's tools on) and the course
+folder (its ``nbgrader_config.py``) on that path, and opens in the course folder, so that Formgrader
+works on the course's gradebook.
 """
 
 import os
@@ -121,8 +122,9 @@ def per_user_mode(spawner):
     inherited = [p for p in os.environ.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
     if name in INSTRUCTORS:
         mode = os.path.join(MODES, "instructor")
-        modes = [mode] if os.path.isdir(mode) else []
-        # The instructor works in the course folder: Formgrader finds nbgrader_config.py there.
+        # The course folder on the configuration path: the instructor's nbgrader (Formgrader included)
+        # reads the course's nbgrader_config.py wherever the server started; the server opens there.
+        modes = ([mode] if os.path.isdir(mode) else []) + [COURSE]
         spawner.notebook_dir = COURSE
         spawner.environment = {**spawner.environment, "AISEC_WORKSPACE": WORKSPACE, "AISEC_COURSE_ROOT": COURSE}
     else:
