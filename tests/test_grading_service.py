@@ -17,6 +17,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,8 @@ ADMIN_TOKEN = "test-admin-" + os.urandom(16).hex()
 
 
 def call(method: str, url: str, token: str | None = None, body: Any = None,
-         timeout: float = 60) -> tuple[int, dict[str, str], Any]:
-    """An HTTP request: ``(status, headers, JSON body or text)``, errors included."""
+         timeout: float = 60) -> tuple[int, Message, Any]:
+    """An HTTP request: ``(status, headers (case-insensitive), JSON body or text)``, errors included."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"token {token}"
@@ -45,9 +46,9 @@ def call(method: str, url: str, token: str | None = None, body: Any = None,
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, head, raw = response.status, dict(response.headers), response.read()
+            status, head, raw = response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
-        status, head, raw = exc.code, dict(exc.headers), exc.read()
+        status, head, raw = exc.code, exc.headers, exc.read()
     try:
         return status, head, json.loads(raw)
     except ValueError:

@@ -357,7 +357,8 @@ def make_app(state: ServiceState, prefix: str) -> Any:
             if len(self.request.body) > state.settings.max_bytes:
                 raise web.HTTPError(413, f"the notebook is larger than {state.settings.max_bytes // 2**20} MB")
             try:
-                lab, notebook = parse_request(self.request.body, state.labs)
+                # Validating a large notebook takes a while: off the loop, like the grading.
+                lab, notebook = await asyncio.to_thread(parse_request, self.request.body, state.labs)
             except BadRequest as exc:
                 raise web.HTTPError(400, str(exc)) from exc
             self.entry["lab"] = lab
@@ -401,8 +402,12 @@ def make_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
 
 async def serve(settings: Settings, url: str, prefix: str) -> None:
     """Run the service until SIGTERM or SIGINT (how the hub stops it)."""
+    import nbformat
+
     where = urlparse(url)
     settings.workspace.mkdir(parents=True, exist_ok=True)
+    # Load nbformat's schema validator now, not during the first request (seconds on a busy host).
+    nbformat.validate(nbformat.v4.new_notebook())
     pool = make_pool(settings.workers)
     state = ServiceState(settings, RateLimiter(settings.per_user, settings.per_hour), pool, known_labs())
     app = make_app(state, prefix)
@@ -418,7 +423,11 @@ async def serve(settings: Settings, url: str, prefix: str) -> None:
         await stop.wait()
     finally:
         server.stop()
-        pool.shutdown(wait=False, cancel_futures=True)
+        # Running gradings are abandoned: their workers go now (each sandbox dies with its worker),
+        # so that the hub's stop is prompt and leaves no process behind.
+        for child in multiprocessing.active_children():
+            child.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def main() -> None:
