@@ -2,10 +2,12 @@
 
 Two calls, for the two cells of ``course/my_progress.ipynb``:
 
-* ``grade_lab("lab00_minimisation")`` grades the learner's own copy of a lab with the hidden tests,
-  through the same pipeline as the instructor's (``aisec.grading.selfgrade.self_grade``), and shows
-  the score and one line of feedback per question. The hidden test code and the reference answers
-  stay out of the notebook: only the judge's verdicts and hints are shown.
+* ``grade_lab("lab00_minimisation")`` grades the learner's own copy of a lab
+  (``aisec.grading.selfgrade.self_grade``) and shows the score and one line of feedback per
+  question: through the class's grading service on JupyterHub (``$AISEC_GRADING_SERVICE_URL``),
+  with the hidden tests of a full copy of the course, or, in a student's copy without them, the
+  visible checks only (no score). The hidden test code and the reference answers stay out of the
+  notebook: only the judge's verdicts and hints are shown.
 * ``show_progress()`` shows every lab of the course, question by question: passed, not passed, not
   graded yet, or graded by hand. It is an ipywidgets view (a bar and a table per lab), or a plain
   HTML table where widgets are not available.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +35,14 @@ PASSED = "passed"
 FAILED = "not passed"
 NOT_GRADED = "not graded yet"
 BY_HAND = "graded by hand"
+# From a visible-only result (no hidden tests ran): what the visible checks say, not a grade.
+VISIBLE_PASSED = "visible checks pass"
+VISIBLE_FAILED = "visible checks fail"
+VISIBLE_ONLY = "visible-only"
 
-_SYMBOL = {PASSED: "✔", FAILED: "✘", NOT_GRADED: "…", BY_HAND: "✎"}
-_COLOUR = {PASSED: "#1a7f37", FAILED: "#b35900", NOT_GRADED: "#57606a", BY_HAND: "#0969da"}
+_SYMBOL = {PASSED: "✔", FAILED: "✘", NOT_GRADED: "…", BY_HAND: "✎", VISIBLE_PASSED: "◔", VISIBLE_FAILED: "✘"}
+_COLOUR = {PASSED: "#1a7f37", FAILED: "#b35900", NOT_GRADED: "#57606a", BY_HAND: "#0969da",
+           VISIBLE_PASSED: "#57606a", VISIBLE_FAILED: "#b35900"}
 
 
 class ProgressError(RuntimeError):
@@ -76,6 +84,11 @@ class LabProgress:
     score: float | None = None
     max_score: float = 0.0
     graded_at: str | None = None
+    mode: str | None = None  # how the latest result was made: service | local | visible-only
+
+    @property
+    def visible_only(self) -> bool:
+        return self.mode == VISIBLE_ONLY
 
     @property
     def autograded_max(self) -> float:
@@ -83,28 +96,23 @@ class LabProgress:
 
     @property
     def passed(self) -> int:
-        return sum(r.status == PASSED for r in self.rows)
+        return sum(r.status in (PASSED, VISIBLE_PASSED) for r in self.rows)
 
 
 # ----------------------------------------------------------------------------- where things are
 
 
 def _course_root() -> Path:
-    from aisec.grading.common import CourseNotFound, course_root
+    """The learner's course folder (a student's copy has no grader configuration: not required)."""
+    from aisec.grading.selfgrade import learner_root
 
-    try:
-        return course_root()
-    except CourseNotFound as exc:
-        raise ProgressError(str(exc)) from exc
+    return learner_root()
 
 
 def _workspace() -> Path:
-    from aisec.grading.common import CourseNotFound, workspace
+    from aisec.grading.selfgrade import learner_workspace
 
-    try:
-        return workspace()
-    except CourseNotFound as exc:
-        raise ProgressError(str(exc)) from exc
+    return learner_workspace()
 
 
 def labs_dir(root: Path | None = None) -> Path:
@@ -185,6 +193,7 @@ def lab_progress(lab: str, questions: Sequence[Question], result: Mapping[str, A
     if result is not None:
         progress.score = _number(result.get("score"))
         progress.graded_at = str(result.get("graded_at") or "") or None
+        progress.mode = str(result.get("mode") or "") or None
     for q in questions:
         graded = by_id.get(q.grade_id)
         feedback = _feedback_text(graded.get("feedback")) if graded else ""
@@ -194,6 +203,8 @@ def lab_progress(lab: str, questions: Sequence[Question], result: Mapping[str, A
             feedback = feedback or "Your instructor grades written answers by hand."
         elif graded is None:
             status = NOT_GRADED
+        elif progress.visible_only:
+            status = VISIBLE_PASSED if graded.get("passed") is True else VISIBLE_FAILED
         else:
             status = PASSED if graded.get("passed") is True else FAILED
         progress.rows.append(QuestionStatus(lab, q.label, status, points, q.max_points, feedback))
@@ -260,6 +271,9 @@ def _by_hand_note(p: LabProgress) -> str:
 
 def _lab_heading(p: LabProgress) -> str:
     auto = sum(1 for r in p.rows if r.status != BY_HAND)
+    if p.visible_only:
+        return (f"{p.lab}: visible checks only, no score: {p.passed}/{auto} autograded questions pass their "
+                "visible checks" + (f" (checked {p.graded_at})" if p.graded_at else ""))
     if p.score is None:
         return f"{p.lab}: not graded yet ({auto} autograded questions, {p.autograded_max:g} points{_by_hand_note(p)})"
     return (
@@ -372,14 +386,22 @@ def result_html(result: Mapping[str, Any], questions: Sequence[Question]) -> str
     p = lab_progress(str(result.get("lab", "")), questions, result)
     score = _number(result.get("score"))
     max_score = _number(result.get("max_score"))
-    headline = html.escape(
-        f"{p.lab}: {_fmt(score)} / {_fmt(max_score if max_score is not None else p.autograded_max)} "
-        f"automatic points{_by_hand_note(p)}"
-    )
-    notes = (
-        "<p>Hidden tests ran your code on other data and seeds. Written answers are graded by your "
-        "instructor, so they score 0 here. Fix a ✘, save the notebook (Ctrl+S), and grade again.</p>"
-    )
+    if p.visible_only:
+        headline = html.escape(_lab_heading(p))
+        notes = (
+            f"<p>{html.escape(str(result.get('hint') or 'Hidden tests were not run: there is no score.'))} "
+            "Fix a ✘, save the notebook (Ctrl+S), and check again.</p>"
+        )
+    else:
+        via = " (graded by your class's grading service)" if result.get("mode") == "service" else ""
+        headline = html.escape(
+            f"{p.lab}: {_fmt(score)} / {_fmt(max_score if max_score is not None else p.autograded_max)} "
+            f"automatic points{_by_hand_note(p)}{via}"
+        )
+        notes = (
+            "<p>Hidden tests ran your code on other data and seeds. Written answers are graded by your "
+            "instructor, so they score 0 here. Fix a ✘, save the notebook (Ctrl+S), and grade again.</p>"
+        )
     extra = ""
     if result.get("error"):
         extra += _message_html(
@@ -392,8 +414,28 @@ def result_html(result: Mapping[str, Any], questions: Sequence[Question]) -> str
     return f"<div class='aisec-selfgrade'><h3>{headline}</h3>{extra}{_rows_html(p.rows)}{notes}</div>"
 
 
+def _from_service(exc: BaseException) -> bool:
+    """Whether ``exc`` is the grading service's refusal (its message is meant for the learner)."""
+    try:
+        from aisec.grading.selfgrade import GradingServiceError
+    except ImportError:
+        return False
+    return isinstance(exc, GradingServiceError)
+
+
+def _grading_message(lab: str) -> str:
+    """What is about to happen, for the mode ``self_grade`` will choose."""
+    from aisec.grading.selfgrade import SERVICE_URL_ENV, has_hidden_tests
+
+    if os.environ.get(SERVICE_URL_ENV):
+        return f"Sending {lab} to your class's grading service; this takes a minute or two…"
+    if has_hidden_tests(lab):
+        return f"Grading {lab} with the hidden tests; this takes a minute…"
+    return f"Running {lab} and its visible checks (this copy of the course has no hidden tests)…"
+
+
 def grade_lab(lab: str, notebook: str | None = None, *, self_grade: SelfGrade | None = None) -> dict[str, Any] | None:
-    """Grade the learner's own copy of ``lab`` with the hidden tests and show score and feedback.
+    """Grade the learner's own copy of ``lab`` (the mode ``self_grade`` chooses) and show the result.
 
     ``notebook`` is the learner's notebook (default: the one in ``labs/<lab>/``). Save it first:
     the grader reads the file on disk, not the open editor. Returns the result, or None after
@@ -406,7 +448,7 @@ def grade_lab(lab: str, notebook: str | None = None, *, self_grade: SelfGrade | 
         grade = self_grade or _self_grade_function()
         if notebook is not None and not Path(notebook).is_file():
             raise ProgressError(f"There is no notebook at {notebook}. Give the path of your saved lab notebook.")
-        _display(HTML(_message_html(f"Grading {lab} with the hidden tests; this takes a minute…", error=False)))
+        _display(HTML(_message_html(_grading_message(lab), error=False)))
         with warnings.catch_warnings():
             # The grading machinery's own warnings (SQLAlchemy, nbgrader) are not the learner's business;
             # the learner's code runs in a separate kernel, whose output the result reports.
@@ -416,6 +458,10 @@ def grade_lab(lab: str, notebook: str | None = None, *, self_grade: SelfGrade | 
         _display(HTML(_message_html(str(exc), error=True)))
         return None
     except (FileNotFoundError, ValueError, RuntimeError, SystemExit) as exc:
+        if _from_service(exc):
+            # The service's refusal already says what to do (wait, restart the server, ask the instructor).
+            _display(HTML(_message_html(f"Grading {lab} failed: {exc}", error=True)))
+            return None
         # SystemExit: the grading command's own friendly exit, raised inside a notebook.
         _display(
             HTML(

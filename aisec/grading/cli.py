@@ -1,11 +1,14 @@
 """``aisec-grade``: the course's grading commands.
 
-    aisec-grade self LAB [--notebook PATH] [--json]        grade your own work, with hints
+    aisec-grade self LAB [--notebook PATH] [--json]        grade your own work, with hints (through the class's
+                                                           grading service when AISEC_GRADING_SERVICE_URL is set)
     aisec-grade class LAB [--workers N] [--scheduler ADDR] [--allow-unsandboxed] [--force]
     aisec-grade feedback LAB                               nbgrader generate_feedback
     aisec-grade export [--to grades.csv]                   nbgrader export
     aisec-grade check-sandbox                              can this host sandbox submissions?
     aisec-grade publish DEST [--force]                     write a student-only copy, proved clean by a leak scan
+    aisec-grade service                                    the grading service (JupyterHub starts it: see
+                                                           aisec.grading.service)
 """
 
 from __future__ import annotations
@@ -67,12 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     p_pub = sub.add_parser("publish", help="write a student-only copy of the course to DEST, and scan it for leaks")
     p_pub.add_argument("dest", type=Path, help="a new folder outside the course (e.g. ../aisec-students)")
     p_pub.add_argument("--force", action="store_true", help="replace an earlier student copy at DEST (its .git is kept)")
+    sub.add_parser("service", help="run the grading service for a class on JupyterHub (the hub starts it)")
     args = parser.parse_args(argv)
 
     if args.command == "self":
-        from aisec.grading.selfgrade import render, self_grade
+        from aisec.grading.selfgrade import GradingServiceError, render, self_grade
 
-        result = self_grade(args.lab, args.notebook)
+        try:
+            result = self_grade(args.lab, args.notebook)
+        except GradingServiceError as exc:
+            print(f"grading failed: {exc}", file=sys.stderr)
+            return 1
         print(json.dumps(result, indent=1) if args.json else render(result))
         return 0 if "error" not in result else 1
     if args.command == "class":
@@ -94,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return _nbgrader(["export", f"--to={Path(args.to).resolve()}"])
     if args.command == "publish":
         return _publish(args.dest, args.force)
+    if args.command == "service":
+        from aisec.grading.service import main as serve
+
+        serve()
+        return 0
     if args.command == "check-sandbox":
         from aisec.grading.sandbox import sandbox_status
 
