@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import ROOT, lesson_notebooks, nb_id, solution_notebooks
+from conftest import ROOT, SOLUTIONS, lesson_notebooks, nb_id, solution_notebooks
 from notebook_utils import HIDDEN_RE, SOLUTION_RE, autograded_code_cells, nbgrader_meta
 
 
@@ -116,3 +116,39 @@ def test_lessons_end_with_summary_and_exercises(notebook: Path) -> None:
     assert "summary" in tail and "exercises" in tail, f"the last headings are {headings[-4:]}"
     first = next(c for c in nb.cells if c.cell_type == "markdown").source.lower()
     assert "objectives" in first, "a lesson opens with its learning objectives"
+
+
+MODULE_HOURS = re.compile(r"^### Module (\d+) — .*· ≈ (\d+(?:\.\d+)?) h \+ (\d+(?:\.\d+)?) h$", re.M)
+STATED_TIME = re.compile(r"\*\*Estimated time[.:]?\*\*[.:]?\s*\|?\s*(?:About\s+)?(\d+(?:\.\d+)?)\s*(minutes|hours?)\b")
+
+
+def stated_minutes(notebook: Path) -> float:
+    """The time a notebook's opening states, in minutes: one value, no range (the syllabus adds them up)."""
+    opening = " ".join(c.source for c in nbformat.read(notebook, as_version=4).cells[:3] if c.cell_type == "markdown")
+    match = STATED_TIME.search(opening)
+    assert match, f"{notebook.name}: the opening needs '**Estimated time.** N minutes' (or N hours)"
+    value = float(match.group(1))
+    return value * 60 if match.group(2).startswith("hour") else value
+
+
+def test_estimated_times_match_the_syllabus() -> None:
+    """Each module's lesson and lab state the hours the syllabus gives them, and the total adds them up."""
+    syllabus = (ROOT / "course" / "syllabus.md").read_text()
+    modules = {int(n): (float(lesson), float(lab)) for n, lesson, lab in MODULE_HOURS.findall(syllabus)}
+    assert modules, "the syllabus's module headings should end with '· ≈ L h + B h'"
+    for number, (lesson_h, lab_h) in sorted(modules.items()):
+        lessons = sorted((ROOT / "course").glob(f"lesson{number:02d}_*.ipynb"))
+        labs = sorted(SOLUTIONS.glob(f"lab{number:02d}_*/lab{number:02d}_*.ipynb"))
+        assert len(lessons) == 1 and len(labs) == 1, f"module {number}: lessons {lessons}, labs {labs}"
+        assert stated_minutes(lessons[0]) == lesson_h * 60, f"{lessons[0].name} vs the syllabus's {lesson_h} h"
+        assert stated_minutes(labs[0]) == lab_h * 60, f"{labs[0].name} vs the syllabus's {lab_h} h"
+    lesson_total = sum(lesson for lesson, _ in modules.values())
+    lab_total = sum(lab for _, lab in modules.values())
+    total = re.search(r"\*\*Total: about (\d+(?:\.\d+)?) hours\*\*: (\d+(?:\.\d+)?) h of lessons and (\d+(?:\.\d+)?) h of labs",
+                      syllabus)
+    assert total, "the syllabus states '**Total: about T hours**: L h of lessons and B h of labs'"
+    assert (float(total.group(2)), float(total.group(3))) == (lesson_total, lab_total), (
+        f"the modules add up to {lesson_total} h of lessons and {lab_total} h of labs")
+    assert abs(float(total.group(1)) - (lesson_total + lab_total)) <= 0.5
+    modules_with_labs = {int(p.name[3:5]) for p in SOLUTIONS.glob("lab*_*") if p.is_dir()}
+    assert modules_with_labs <= set(modules), f"labs without a syllabus module: {sorted(modules_with_labs - set(modules))}"
