@@ -52,7 +52,8 @@ RECORD_CALL_RE = re.compile(r"\brecord\s*\(")
 FORBIDDEN_PARTS = {"solutions", "tests", "benchmarks", "references", ".workspace", ".git", ".cache", ".venv",
                    "artifacts", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", "build", "dist"}
 REFERENCE_CACHE_RE = re.compile(r"\.v\d+\.json$")  # aisec.grading.reference writes <nb>.<digest>.v2.json
-INSTRUCTOR_DOCS = {Path("grader") / "AUTHORING.md", Path("grader") / "GRADING.md", Path("grader") / "header.ipynb",
+INSTRUCTOR_DOCS = {Path("grader") / "AUTHORING.md", Path("grader") / "GRADING.md", Path("grader") / "PUBLISHING.md",
+                   Path("grader") / "header.ipynb",
                    Path("grader") / "jupyterhub_config.py", Path("nbgrader_config.py"), *INSTRUCTOR_ONLY}
 RELEASED_CELL_METADATA = {"nbgrader", "deletable", "editable", "tags", "jupyter", "collapsed", "scrolled"}
 # Lines of a solution that the course shows on purpose outside the labs: idioms the aisec package
