@@ -337,9 +337,9 @@ def make_app(state: ServiceState, prefix: str) -> Any:
         def write_error(self, status_code: int, **kwargs: Any) -> None:
             reason = self._reason
             exc = kwargs.get("exc_info", (None, None, None))[1]
-            if isinstance(exc, web.HTTPError) and exc.log_message and status_code != 500:
-                reason = exc.log_message
-            if status_code == 403 and self.entry["user"] is None:
+            if isinstance(exc, web.HTTPError) and exc.log_message:
+                reason = exc.log_message  # the service's own words (a 500 from elsewhere stays bare)
+            elif status_code == 403:
                 reason = (f"a JupyterHub token of yours with {access_scope(state.settings.name)} is needed "
                           "(Authorization: token ...)")
             if status_code == 429 and self.retry_after is not None:
