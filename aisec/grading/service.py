@@ -395,9 +395,19 @@ def make_app(state: ServiceState, prefix: str) -> Any:
 # ----------------------------------------------------------------------------- main
 
 
+def _die_with_service() -> None:
+    """In a worker: be killed when the service dies, even by SIGKILL (Linux), so no grading outlives it."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def make_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     """Worker processes for gradings (spawned: a clean interpreter, no copy of the loop's state)."""
-    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_die_with_service)
 
 
 async def serve(settings: Settings, url: str, prefix: str) -> None:
