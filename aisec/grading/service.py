@@ -118,6 +118,13 @@ def access_scope(name: str = SERVICE_NAME) -> str:
     return f"access:services!service={name}"
 
 
+def _default_role_scopes(role: str) -> list[str]:
+    """The scopes of one of JupyterHub's default roles (``user``, ``server``), as this version defines them."""
+    from jupyterhub.roles import get_default_roles
+
+    return list(next(r for r in get_default_roles() if r["name"] == role)["scopes"])
+
+
 def hub_service(
     port: int = DEFAULT_PORT,
     course_root: str | Path | None = None,
@@ -160,10 +167,10 @@ def hub_service(
             "display": False,
         },
         roles=[{"name": "user", "description": "Standard user privileges, and the course's grading service",
-                "scopes": ["self", scope]}],
+                "scopes": _default_role_scopes("user") + [scope]}],
         extra_user_scopes=[scope],
-        # The default `server` role's scopes, plus the service.
-        server_token_scopes=["users:activity!user", "access:servers!server", scope],
+        # What a server's token has by default (the `server` role), plus the service.
+        server_token_scopes=_default_role_scopes("server") + [scope],
         spawner_environment={"AISEC_GRADING_SERVICE_URL": url_for_servers or f"http://127.0.0.1:{port}{prefix}"},
     )
 
