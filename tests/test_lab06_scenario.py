@@ -113,6 +113,8 @@ def test_victims_are_seeded_with_distinct_labels() -> None:
     a, b = leakage.victims(1, 4), leakage.victims(1, 4)
     assert np.array_equal(a.indices, b.indices) and len(set(a.y.tolist())) == 4 and a.x.shape == (4, 64)
     assert not np.array_equal(a.indices, leakage.victims(2, 4).indices)
+    other = leakage.victims(1, 4, draw=1)
+    assert not np.array_equal(a.indices, other.indices) and np.array_equal(other.indices, leakage.victim_indices(1, 4, draw=1))
     with pytest.raises(ValueError):
         leakage.victim_indices(0, 11)
 
@@ -188,6 +190,18 @@ def test_epsilon_grows_with_rounds_and_falls_with_noise() -> None:
     assert 0 < e < float("inf")
     assert dp.rdp_epsilon(1.0, 0.5, 40, 1e-3) > e > dp.rdp_epsilon(2.0, 0.5, 20, 1e-3)
     assert dp.rdp_epsilon(0.0, 0.5, 20, 1e-3) == float("inf")
+
+
+def test_epsilon_is_opacus_accountants_within_a_few_percent_and_skips_importing_opacus() -> None:
+    code = "import sys\nfrom aisec.lab06 import dp\ndp.rdp_epsilon(1.0, 0.3, 15, 1e-4)\nprint('opacus' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    from opacus.accountants import RDPAccountant
+
+    for z, q, t in ((1.0, 0.3, 15, ), (2.0, 0.2, 40), (0.7, 0.5, 10)):
+        accountant = RDPAccountant()
+        accountant.history = [(z, q, t)]
+        reference = accountant.get_epsilon(delta=1e-4)
+        assert reference <= dp.rdp_epsilon(z, q, t, 1e-4) <= 1.05 * reference
 
 
 # ------------------------------------------------------------------------------ robust

@@ -256,3 +256,37 @@ def run_federated(
             result.accuracy.append(accuracy(glob, *eval_data))
     result.vector = glob
     return result
+
+
+# ------------------------------------------------------------------- the lab's federation
+
+
+def make_clients(seed: int, n_clients: int = 10, alpha: float = 0.5, min_size: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The lab's federation: ``digits(seed)``'s training split dealt to ``n_clients`` clients with
+    :func:`partition_dirichlet` (``alpha``, ``seed``); a list of ``(x, y)`` per client."""
+    from aisec.data import digits
+
+    split = digits(seed)
+    parts = partition_dirichlet(split.y_train, n_clients, alpha, seed, min_size=min_size)
+    return [(split.x_train[p], split.y_train[p]) for p in parts]
+
+
+def pretrained_global(seed: int, *, n_clients: int = 10, alpha: float = 0.5, rounds: int = 20,
+                      local_epochs: int = 2) -> np.ndarray:
+    """A global model after ``rounds`` rounds of honest federated averaging (equal weights,
+    :func:`aisec.lab06.robust.mean`) on :func:`make_clients` of ``seed``: where the poisoning
+    experiments start, as Bagdasaryan et al. attack a model close to convergence. Cached."""
+    import torch
+
+    from aisec.cache import cached_state_dict
+    from aisec.lab06.robust import mean
+
+    recipe = {"seed": seed, "n_clients": n_clients, "alpha": alpha, "rounds": rounds, "local_epochs": local_epochs,
+              "trainer": "numpy-sgd-1"}
+
+    def train() -> dict[str, "torch.Tensor"]:
+        clients = make_clients(seed, n_clients, alpha)
+        vec = run_federated(clients, mean, rounds=rounds, seed=seed, local_epochs=local_epochs).vector
+        return {"vector": torch.as_tensor(vec)}
+
+    return cached_state_dict("lab06-global", recipe, train)["vector"].numpy().astype(np.float64)

@@ -37,13 +37,14 @@ class Victim:
     indices: np.ndarray
 
 
-def victim_indices(seed: int, batch_size: int, distinct_labels: bool = True) -> np.ndarray:
+def victim_indices(seed: int, batch_size: int, distinct_labels: bool = True, draw: int = 0) -> np.ndarray:
     """Indices into ``digits(seed).x_test`` of a victim batch (with distinct labels by default,
-    so that label inference is well posed); drawn with ``np.random.default_rng(seed + 7919)``."""
+    so that label inference is well posed); drawn with ``np.random.default_rng([seed, draw, 7919])``:
+    ``draw`` picks other victims from the same split (cheaper than another split)."""
     from aisec.data import digits
 
     y = digits(seed).y_test
-    rng = np.random.default_rng(seed + 7919)
+    rng = np.random.default_rng([seed, draw, 7919])
     if not distinct_labels:
         return np.sort(rng.choice(len(y), size=batch_size, replace=False)).astype(np.int64)
     if batch_size > 10:
@@ -52,12 +53,12 @@ def victim_indices(seed: int, batch_size: int, distinct_labels: bool = True) -> 
     return np.array([rng.choice(np.flatnonzero(y == c)) for c in labels], dtype=np.int64)
 
 
-def victims(seed: int, batch_size: int, distinct_labels: bool = True) -> Victim:
+def victims(seed: int, batch_size: int, distinct_labels: bool = True, draw: int = 0) -> Victim:
     """The victim batch of :func:`victim_indices` with its images and labels."""
     from aisec.data import digits
 
     split = digits(seed)
-    idx = victim_indices(seed, batch_size, distinct_labels)
+    idx = victim_indices(seed, batch_size, distinct_labels, draw)
     return Victim(split.x_test[idx], split.y_test[idx], idx)
 
 

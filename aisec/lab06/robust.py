@@ -8,7 +8,8 @@ the robust ones ignore ``n_samples``, since a client can lie about it.
 * :func:`trimmed_mean` — per coordinate, drop the ``int(beta * n)`` largest and smallest values and
   average the rest (Yin et al. 2018);
 * :func:`krum` — the update whose summed squared distance to its ``n - f - 2`` nearest
-  neighbours is smallest (Blanchard et al. 2017); ``multi=m`` averages the ``m`` best (Multi-Krum);
+  neighbours is smallest (Blanchard et al. 2017); ``multi=m`` averages the ``m`` best (Multi-Krum,
+  unweighted here; Flower weights them by ``n_samples``);
 * :func:`norm_clip_mean` — clip every update to L2 norm ``bound``, then average (the norm bounding
   of Sun et al. 2019, *Can You Really Backdoor Federated Learning?*).
 
