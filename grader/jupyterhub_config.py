@@ -32,6 +32,8 @@ Environment variables (read when the hub starts):
 ``AISEC_EXCHANGE``
     nbgrader's exchange, the folder every user can write to (``<workspace>/exchange``, the course's
     own default); given to every user's server.
+``AISEC_GRADER_PORT``
+    the port of the course's grading service, ``aisec-grader`` (10101, loopback; the hub starts it).
 ``AISEC_HUB_PROXY``
     the ``configurable-http-proxy`` command (``<course>/.venv/node/node_modules/.bin/...``, which
     ``./course.sh test`` installs from npm).
@@ -41,6 +43,10 @@ Modes: every student's server has ``grader/modes/student`` in front of ``JUPYTER
 has ``grader/modes/instructor`` when that folder exists (all of nbgrader's tools on) and the course
 folder (its ``nbgrader_config.py``) on that path, and opens in the course folder, so that Formgrader
 works on the course's gradebook.
+
+The hub also runs the course's grading service, ``aisec-grader`` (``aisec.grading.service``): a
+student's ``aisec-grade self LAB --notebook PATH`` is graded there, hidden tests included, without
+the hidden tests ever reaching the student's server.
 """
 
 import os
@@ -110,9 +116,27 @@ c.Spawner.environment = {
     "AISEC_EXCHANGE": EXCHANGE,
     "MPLBACKEND": "Agg",
 }
-for _variable in ("LANG", "LC_ALL", "AISEC_GRADEBOOK_URL"):
+for _variable in ("LANG", "LC_ALL", "OMP_NUM_THREADS", "AISEC_GRADEBOOK_URL"):
     if os.environ.get(_variable):
         c.Spawner.environment[_variable] = os.environ[_variable]
+
+
+# -- the course's grading service (aisec.grading.service): students grade their own work with the hidden
+# tests, which stay on the service's side; `aisec-grade self` in a student's server finds it through
+# AISEC_GRADING_SERVICE_URL. The hub starts and stops it.
+from aisec.grading.service import hub_service  # noqa: E402 - the course's environment runs the hub
+
+_passed_on = {v: os.environ[v] for v in ("OMP_NUM_THREADS", "LANG", "LC_ALL") if os.environ.get(v)}
+grader = hub_service(
+    port=int(os.environ.get("AISEC_GRADER_PORT", 10101)),
+    course_root=COURSE,
+    workspace=os.path.join(WORKSPACE, "grading-service"),
+    environment={"PATH": c.Spawner.environment["PATH"], "MPLBACKEND": "Agg", **_passed_on},
+)
+c.JupyterHub.services = [grader.service]
+c.JupyterHub.load_roles = list(grader.roles)
+c.Spawner.server_token_scopes = grader.server_token_scopes
+c.Spawner.environment.update(grader.spawner_environment)
 
 
 def per_user_mode(spawner):
@@ -133,6 +157,10 @@ def per_user_mode(spawner):
         # nothing more); here one OS user plays everyone, so the hub-wide nbgrader_config.py (section 2
         # of the instructor guide) reads the hub's user name from this variable.
         spawner.environment = {**spawner.environment, "AISEC_STUDENT_ID": name}
+        home = getattr(spawner, "home_dir", "")  # the demo spawner's; other spawners' users have their own HOME
+        if home:
+            # Self-grading results stay in the student's home, not in the course's installation.
+            spawner.environment["AISEC_WORKSPACE"] = os.path.join(home, ".aisec")
     spawner.environment["JUPYTER_CONFIG_PATH"] = os.pathsep.join(modes + inherited)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
+import websocket  # websocket-client, a dependency of jupyter_server: a kernel's channels
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "course" / "instructor_guide.md"
@@ -196,12 +197,15 @@ class Hub:
 
 
 @contextmanager
-def phase(name: str, durations: dict[str, float]) -> Iterator[None]:
+def phase(name: str, durations: dict[str, float], detail: str = "") -> Iterator[None]:
+    """Adds the time spent to ``durations[name]``; prints it with ``detail`` (e.g. the block's first line)."""
     start = time.perf_counter()
     try:
         yield
     finally:
-        durations[name] = durations.get(name, 0.0) + time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        durations[name] = durations.get(name, 0.0) + seconds
+        print(f"  {seconds:6.1f} s  {name}{': ' + detail if detail else ''}", flush=True)
 
 
 def send_http_block(hub: Hub, code: str, student: str) -> list[dict]:
@@ -238,7 +242,7 @@ def test_a_class_on_jupyterhub(tmp_path: Path) -> None:
     etc_jupyter = tmp_path / "etc-jupyter"  # stands in for /etc/jupyter
     etc_jupyter.mkdir()
     homes = tmp_path / "home"
-    port, hub_port, proxy_api_port = free_ports(3)
+    port, hub_port, proxy_api_port, grader_port = free_ports(4)
     passwords = {"AISEC_HUB_PASSWORD": secrets.token_urlsafe(12), "AISEC_HUB_ADMIN_PASSWORD": secrets.token_urlsafe(32)}
     env = {
         **os.environ,
@@ -258,10 +262,13 @@ def test_a_class_on_jupyterhub(tmp_path: Path) -> None:
         **env, **passwords,
         "AISEC_HUB_INSTRUCTORS": INSTRUCTOR, "AISEC_HUB_STUDENTS": ",".join(STUDENTS),
         "AISEC_HUB_PORT": str(port), "AISEC_HUB_API_PORT": str(hub_port), "AISEC_PROXY_API_PORT": str(proxy_api_port),
+        "AISEC_GRADER_PORT": str(grader_port),
         "AISEC_HUB_STATE": str(tmp_path / "hub"), "AISEC_HUB_HOMES": str(homes),
     }
     hub = Hub(f"http://127.0.0.1:{port}", tmp_path / "hub.log")
     listings: dict[str, dict] = {}
+    self_graded: dict = {}  # alice's result from the grading service
+    autograded: dict[str, float] = {}  # each student's score after aisec-grade class, before hand grading
     blocks = guide_blocks()
     assert {kind for kind, _ in blocks} <= KINDS
 
@@ -278,13 +285,15 @@ def test_a_class_on_jupyterhub(tmp_path: Path) -> None:
                 with phase("modes", durations):
                     check_modes(hub)
             elif kind == "http student":
-                with phase("students (REST API)", durations):
+                with phase("students (REST API)", durations, code.strip().splitlines()[-1][:70]):
                     for student in STUDENTS:
                         listings[student] = send_http_block(hub, code, student)[-1]
                     if "/assignments/fetch " in code:
                         for student in STUDENTS:
                             assert lab_entries(listings[student], "fetched"), f"{student} did not get the lab"
                         work_as_alice(hub)  # bob hands in the untouched notebook
+                        with phase("alice grades herself (grading service)", durations):
+                            self_graded = self_grade_on_alices_server(hub)
                     if "/assignments/submit" in code:
                         for student in STUDENTS:
                             mine = lab_entries(listings[student], "submitted")
@@ -294,11 +303,11 @@ def test_a_class_on_jupyterhub(tmp_path: Path) -> None:
                         check_feedback(hub, listings)
             else:
                 name = "grading (aisec-grade class)" if "aisec-grade class" in code else "instructor commands"
-                with phase(name, durations):
+                with phase(name, durations, code.strip().splitlines()[0][:70]):
                     run(code, course, env, f"instructor block {i}")
                 if "aisec-grade class" in code:
                     with phase("modes", durations):
-                        check_instructor_formgrader(hub)
+                        autograded = check_instructor_formgrader(hub)
         assert listings, "the guide sent no student request"
         assert all("feedback" in json.dumps(listing) for listing in listings.values())
     except (AssertionError, requests.RequestException, subprocess.SubprocessError, OSError) as exc:
@@ -319,6 +328,8 @@ def test_a_class_on_jupyterhub(tmp_path: Path) -> None:
     assert set(rows) == set(STUDENTS), f"students in the LMS CSV: {sorted(rows)}"
     assert rows["bob"] == 0.0
     assert rows["alice"] > 3.0  # the autograded points plus the 3 hand-graded points of r1_reflection
+    # The grading service scored alice's work as the class grading did, before the hand-graded points.
+    assert self_graded["score"] == pytest.approx(autograded["alice"]), (self_graded, autograded)
     # Submissions came in under each student's hub name, not the one OS user that ran every server.
     submitted = course / ".workspace" / "submitted"
     assert sorted(p.name for p in submitted.iterdir()) == sorted(STUDENTS)
@@ -370,13 +381,14 @@ def work_as_alice(hub: Hub) -> None:
     assert r.status_code in (200, 201), f"saving alice's notebook: {r.status_code} {r.text[:500]}"
 
 
-def check_instructor_formgrader(hub: Hub) -> None:
+def check_instructor_formgrader(hub: Hub) -> dict[str, float]:
     """The instructor's live Formgrader (where section 5 grades by hand) sees both autograded submissions."""
     r = hub.user_request(INSTRUCTOR, "GET", f"/user/{INSTRUCTOR}/formgrader/api/submissions/{LAB}")
     assert r.status_code == 200, f"the instructor's Formgrader API: {r.status_code} {r.text[:500]}"
     seen = {s["student"]: s for s in r.json()}
     assert set(seen) == set(STUDENTS), f"Formgrader's submissions: {sorted(seen)}"
     assert all(s["autograded"] for s in seen.values()), seen
+    return {student: s["score"] for student, s in seen.items()}
 
 
 def check_feedback(hub: Hub, listings: dict[str, dict]) -> None:
@@ -402,3 +414,58 @@ def check_feedback(hub: Hub, listings: dict[str, dict]) -> None:
             assert "BEGIN HIDDEN TESTS" not in text and "record(" not in text, f"hidden tests in {student}'s {page}"
             comment = "Two risks and a control" in text
             assert comment == (student == "alice"), f"{student}'s feedback: hand-graded comment present: {comment}"
+
+
+def run_on_server(hub: Hub, user: str, code: str, timeout: float = 900) -> str:
+    """Run ``code`` in a new Python kernel on ``user``'s server (as a notebook would); what it printed."""
+    r = hub.user_request(user, "POST", f"/user/{user}/api/kernels", {"name": "python3"})
+    assert r.status_code == 201, f"{user}'s kernel: {r.status_code} {r.text[:500]}"
+    kernel = r.json()["id"]
+    ws = websocket.create_connection(
+        f"{hub.url.replace('http', 'ws', 1)}/user/{user}/api/kernels/{kernel}/channels",
+        header=[f"Authorization: {hub.sessions[user].headers['Authorization']}"], timeout=timeout)
+    try:
+        msg_id = secrets.token_hex(8)
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": secrets.token_hex(8),
+                       "username": user, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        printed, errors = [], []
+        while True:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                printed.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                errors.append("\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "execute_reply":
+                break
+    finally:
+        ws.close()
+        hub.user_request(user, "DELETE", f"/user/{user}/api/kernels/{kernel}")
+    assert not errors, f"on {user}'s server:\n{code}\n" + "\n".join(errors)[-4000:]
+    return "".join(printed)
+
+
+def self_grade_on_alices_server(hub: Hub) -> dict:
+    """Alice runs ``aisec-grade self`` in her server: the hub's grading service grades her notebook."""
+    code = (
+        "import os, subprocess\n"
+        f"proc = subprocess.run(['aisec-grade', 'self', {LAB!r}, '--notebook', {f'{LAB}/{LAB}.ipynb'!r}, '--json'],\n"
+        "                      cwd=os.environ['HOME'], capture_output=True, text=True)\n"
+        "print(proc.stdout if proc.returncode == 0 else f'exit {proc.returncode}\\n{proc.stdout}{proc.stderr}')\n"
+    )
+    printed = run_on_server(hub, "alice", code)
+    try:
+        result = json.loads(printed)
+    except json.JSONDecodeError as exc:
+        raise AssertionError(f"aisec-grade self on alice's server printed:\n{printed[-4000:]}") from exc
+    assert result["mode"] == "service" and result["user"] == "alice", {k: result.get(k) for k in ("mode", "user")}
+    assert result["score"] > 0 and result["max_score"] >= result["score"], result
+    printed_text = json.dumps(result)
+    assert "BEGIN HIDDEN TESTS" not in printed_text and "record(" not in printed_text
+    return result
