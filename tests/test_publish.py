@@ -1,7 +1,7 @@
 """aisec-grade publish: a student-only copy of the course, proved clean by its own leak scan.
 
-One real publish (labs released afresh by nbgrader) is shared by the module; the failure cases
-replace the release step by a copy of that publish's labs, so they run in a second each.
+One real build of the copy (labs released afresh by nbgrader) is shared by the module; the tests of
+the command replace the release step by a copy of that build's labs, so they run in seconds.
 """
 
 from __future__ import annotations
@@ -37,10 +37,24 @@ INSTRUCTOR_FILES = [
 
 @pytest.fixture(scope="module")
 def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The student copy, written by the real command."""
-    dest = tmp_path_factory.mktemp("publish") / "aisec-students"
-    assert cli(["publish", str(dest)]) == 0
-    return dest
+    """The student copy as the command builds it (labs released for real), before its scan."""
+    tree = tmp_path_factory.mktemp("publish") / "aisec-students"
+    tree.mkdir()
+    pub.build(ROOT, tree)
+    return tree
+
+
+@pytest.fixture(scope="module")
+def baseline(copy: Path) -> set[pub.Finding]:
+    """What the scan finds in the repository's own copy (nothing, when the course is fit to publish)."""
+    return set(pub.scan(copy, ROOT))
+
+
+@pytest.fixture
+def clean(baseline: set[pub.Finding]) -> None:
+    """Tests of a successful publish need a repository that publishes clean."""
+    if baseline:
+        pytest.skip("the repository does not publish clean: test_the_repository_publishes_clean says why")
 
 
 def _files(tree: Path) -> dict[Path, bytes]:
@@ -123,6 +137,11 @@ def _plant_outputs_in_a_lab(tree: Path) -> str:
     return str(path.relative_to(tree))
 
 
+def _plant_binary(tree: Path) -> str:
+    (tree / "aisec" / "answers.pt").write_bytes(b"PK\x03\x04\x00\x00 weights the scan cannot read")
+    return "aisec/answers.pt"
+
+
 PLANTS: dict[str, Callable[[Path], str]] = {
     "hidden-test line": _plant_hidden_line,
     "solution line": _plant_solution_line,
@@ -131,14 +150,15 @@ PLANTS: dict[str, Callable[[Path], str]] = {
     "reference records": _plant_records_under_a_plain_name,
     "marker in a lab": _plant_marker_in_a_lab,
     "outputs in a lab": _plant_outputs_in_a_lab,
+    "binary file": _plant_binary,
 }
 
 
 # ------------------------------------------------------------------------------ the copy
 
 
-def test_the_copy_scans_clean(copy: Path) -> None:
-    assert pub.scan(copy, ROOT) == []
+def test_the_repository_publishes_clean(baseline: set[pub.Finding]) -> None:
+    assert not baseline, "the leak scan refuses the course as it is:\n" + "\n".join(sorted(map(str, baseline)))
 
 
 def test_the_copy_holds_the_student_files_only(copy: Path) -> None:
@@ -201,25 +221,26 @@ def test_every_taught_line_is_still_a_solution_line() -> None:
 
 
 @pytest.mark.parametrize("plant", PLANTS, ids=list(PLANTS))
-def test_the_scan_catches_a_planted_leak(plant: str, copy: Path, tmp_path: Path) -> None:
+def test_the_scan_catches_a_planted_leak(plant: str, copy: Path, baseline: set[pub.Finding], tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     shutil.copytree(copy, tree)
     rel = PLANTS[plant](tree)
-    findings = pub.scan(tree, ROOT)
-    assert findings and {f.path for f in findings} == {rel}, [str(f) for f in findings]
+    new = set(pub.scan(tree, ROOT)) - baseline
+    assert new and {f.path for f in new} == {rel}, sorted(map(str, new))
 
 
-def test_the_scan_lets_taught_lines_pass_outside_labs_only(copy: Path, tmp_path: Path) -> None:
+def test_the_scan_lets_taught_lines_pass_outside_labs_only(copy: Path, baseline: set[pub.Finding],
+                                                            tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     shutil.copytree(copy, tree)
     taught = sorted(pub.TAUGHT_LINES)[0]
     _append(tree / "course" / "syllabus.md", f"\n{taught}\n")
-    assert pub.scan(tree, ROOT) == []
+    assert set(pub.scan(tree, ROOT)) == baseline
     path = next((tree / "labs" / "lab00_minimisation").glob("*.ipynb"))
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(taught))
     nbformat.write(nb, path)
-    assert {f.path for f in pub.scan(tree, ROOT)} == {str(path.relative_to(tree))}
+    assert {f.path for f in set(pub.scan(tree, ROOT)) - baseline} == {str(path.relative_to(tree))}
 
 
 # --------------------------------------------------------------------------- the command
@@ -236,30 +257,34 @@ def quick_release(copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pub, "release_labs", release_labs)
 
 
-def _planting(monkeypatch: pytest.MonkeyPatch, plant: Callable[[Path], str]) -> None:
-    """Make the build plant a leak in the staged copy, as a broken build step would."""
+def _planting(monkeypatch: pytest.MonkeyPatch, plant: Callable[[Path], str]) -> list[str]:
+    """Make the build plant a leak in the staged copy, as a broken build step would; the list that
+    receives the planted path when the build runs."""
     original = pub.copy_scripts_and_modes
+    planted: list[str] = []
 
     def copy_and_plant(root: Path, staging: Path) -> None:
         original(root, staging)
-        plant(staging)
+        planted.append(plant(staging))
 
     monkeypatch.setattr(pub, "copy_scripts_and_modes", copy_and_plant)
+    return planted
 
 
 @pytest.mark.parametrize("plant", ["hidden-test line", "solution line", "record call", "reference cache"])
 def test_a_leak_fails_the_command_and_writes_nothing(plant: str, quick_release: None, monkeypatch: pytest.MonkeyPatch,
                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _planting(monkeypatch, PLANTS[plant])
+    planted = _planting(monkeypatch, PLANTS[plant])
     dest = tmp_path / "aisec-students"
     assert cli(["publish", str(dest)]) == 1
+    (rel,) = planted
     err = capsys.readouterr().err
-    assert "leak scan refused" in err and "nothing was written" in err
+    assert "leak scan refused" in err and "nothing was written" in err and f"  {rel}: " in err
     assert not dest.exists(), "a refused copy must not be left at DEST"
     assert list(tmp_path.iterdir()) == [], "the staging folder must be removed"
 
 
-def test_a_leak_leaves_an_earlier_copy_as_it_was(quick_release: None, monkeypatch: pytest.MonkeyPatch,
+def test_a_leak_leaves_an_earlier_copy_as_it_was(clean: None, quick_release: None, monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
     dest = tmp_path / "aisec-students"
     assert cli(["publish", str(dest)]) == 0
@@ -269,7 +294,7 @@ def test_a_leak_leaves_an_earlier_copy_as_it_was(quick_release: None, monkeypatc
     assert _files(dest) == before
 
 
-def test_force_replaces_an_earlier_copy_and_keeps_its_git(quick_release: None, tmp_path: Path) -> None:
+def test_force_replaces_an_earlier_copy_and_keeps_its_git(clean: None, quick_release: None, tmp_path: Path) -> None:
     dest = tmp_path / "aisec-students"
     assert cli(["publish", str(dest)]) == 0
     (dest / ".git").mkdir()

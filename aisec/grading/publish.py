@@ -55,6 +55,7 @@ REFERENCE_CACHE_RE = re.compile(r"\.v\d+\.json$")  # aisec.grading.reference wri
 INSTRUCTOR_DOCS = {Path("grader") / "AUTHORING.md", Path("grader") / "GRADING.md", Path("grader") / "PUBLISHING.md",
                    Path("grader") / "header.ipynb",
                    Path("grader") / "jupyterhub_config.py", Path("nbgrader_config.py"), *INSTRUCTOR_ONLY}
+IMAGES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 RELEASED_CELL_METADATA = {"nbgrader", "deletable", "editable", "tags", "jupyter", "collapsed", "scrolled"}
 # Lines of a solution that the course shows on purpose outside the labs: idioms the aisec package
 # uses itself, and lesson code a lab asks students to apply. Reviewed one by one; any other solution
@@ -66,6 +67,7 @@ TAUGHT_LINES = frozenset({
     "with torch.no_grad():",
     "for _ in range(epochs):",
     "for _ in range(steps):",
+    "for c in np.unique(y):",
     "return x_adv.detach()",
     "super().__init__(convert_charrefs=True)",
     "allowed = {h.lower() for h in allowed_hosts}",  # aisec.assistant's leak finder
@@ -152,17 +154,18 @@ def _notebook_text(path: Path) -> str:
     return "\n".join(parts)
 
 
-def _readable_text(path: Path) -> str | None:
-    """The file's text, or None for a binary file (NUL bytes)."""
+def _readable_text(path: Path) -> str:
+    """The file's text (for a notebook, plus its cells as text); ValueError when it cannot be read
+    as such (binary, or a notebook nbformat cannot read)."""
     data = path.read_bytes()
     if b"\0" in data:
-        return None
+        raise ValueError("a binary file")
     text = data.decode("utf-8", errors="replace")
     if path.suffix == ".ipynb":
         try:
             text += "\n" + _notebook_text(path)
         except (ValueError, KeyError, AttributeError) as exc:
-            raise PublishError(f"{path}: not a readable notebook ({exc})") from exc
+            raise ValueError(f"not a readable notebook ({exc})") from exc
     return text
 
 
@@ -267,8 +270,12 @@ def scan(tree: Path, root: Path | None = None) -> list[Finding]:
     for path in sorted(p for p in tree.rglob("*") if p.is_file()):
         rel = path.relative_to(tree)
         found += _path_findings(rel, instructor_config, tree)
-        text = _readable_text(path)
-        if text is None:
+        if path.suffix.lower() in IMAGES:
+            continue  # pictures in lessons: nothing of a solution is written in them as text
+        try:
+            text = _readable_text(path)
+        except ValueError as exc:
+            found.append(Finding(str(rel), f"cannot be scanned ({exc}): leave it out of the copy"))
             continue
         found += (_python_findings if path.suffix == ".py" else _text_findings)(str(rel), text)
         found += _secret_findings(rel, text, secrets)
