@@ -152,3 +152,20 @@ def test_estimated_times_match_the_syllabus() -> None:
     assert abs(float(total.group(1)) - (lesson_total + lab_total)) <= 0.5
     modules_with_labs = {int(p.name[3:5]) for p in SOLUTIONS.glob("lab*_*") if p.is_dir()}
     assert modules_with_labs <= set(modules), f"labs without a syllabus module: {sorted(modules_with_labs - set(modules))}"
+
+
+@pytest.mark.parametrize("notebook", solution_notebooks(), ids=nb_id)
+def test_run_all_goes_on_past_unanswered_questions(notebook: Path) -> None:
+    """Every given code cell after the first answer cell (test cells, and cells that use answers or their results)
+    is tagged ``raises-exception``: JupyterLab's Run All then goes on past a failing check or a stub, so a student
+    sees every question's status in one pass. Grading is unaffected (the grader runs every cell whatever the tag,
+    and scores a test cell by its verdict; the round trip shows full marks and zero as before)."""
+    untagged, answered = [], False
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        if nbgrader_meta(cell).get("solution"):
+            answered = True
+        elif (answered or nbgrader_meta(cell).get("grade")) and "raises-exception" not in cell.metadata.get("tags", []):
+            untagged.append(nbgrader_meta(cell).get("grade_id") or cell.get("id"))
+    assert not untagged, f"cells that would stop Run All at an unanswered question (tag them raises-exception): {untagged}"

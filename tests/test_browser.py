@@ -302,7 +302,15 @@ def test_untouched_lab_says_not_answered_yet(page: Any, lab_server: dict[str, An
     shot(page, "02_lab00_untouched")
     text = outputs_text(page)
     assert "not answered yet" in text, "the first check should tell the student to replace raise NotImplementedError()"
-    assert "CheckFailed" in text  # Run All stops at the first failing check, as in nbgrader's validate
+    assert "CheckFailed" in text
+    # Test cells are tagged raises-exception: Run All goes on past a failing check, so every question's
+    # check reports in one pass (and not one question at a time).
+    save(page)
+    cells = nbformat.read(lab_server["root"] / LAB_NOTEBOOK, as_version=4).cells
+    checks = [c for c in cells if c.cell_type == "code" and "check(" in c.source]
+    assert checks and all("raises-exception" in c.metadata.get("tags", []) for c in checks)
+    silent = [c.metadata.get("nbgrader", {}).get("grade_id") for c in checks if not c.get("outputs")]
+    assert not silent, f"Run All stopped before these checks ran: {silent}"
 
 
 def test_solved_lab_shows_every_check_passing(page: Any, lab_server: dict[str, Any]) -> None:
