@@ -220,6 +220,15 @@ def test_every_taught_line_is_still_a_solution_line() -> None:
 # ------------------------------------------------------------------------------ the scan
 
 
+def test_only_seeding_from_a_variable_and_taught_lines_pass_outside_labs() -> None:
+    taught = sorted(pub.TAUGHT_LINES)[0]
+    assert not pub._telling("rng = np.random.default_rng(seed)", in_labs=False)
+    assert not pub._telling(taught, in_labs=False)
+    assert pub._telling("torch.manual_seed(4242)", in_labs=False), "a literal seed may be a hidden test's"
+    assert pub._telling("rng = np.random.default_rng(SEED + 1)", in_labs=False)
+    assert pub._telling("rng = np.random.default_rng(seed)", in_labs=True) and pub._telling(taught, in_labs=True)
+
+
 @pytest.mark.parametrize("plant", PLANTS, ids=list(PLANTS))
 def test_the_scan_catches_a_planted_leak(plant: str, copy: Path, baseline: set[pub.Finding], tmp_path: Path) -> None:
     tree = tmp_path / "tree"

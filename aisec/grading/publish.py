@@ -61,9 +61,6 @@ RELEASED_CELL_METADATA = {"nbgrader", "deletable", "editable", "tags", "jupyter"
 # uses itself, and lesson code a lab asks students to apply. Reviewed one by one; any other solution
 # line outside labs/ fails the scan (inside labs/ none is allowed).
 TAUGHT_LINES = frozenset({
-    "torch.manual_seed(seed)",
-    "rng = np.random.default_rng(seed)",
-    "generator = torch.Generator().manual_seed(seed)",
     "with torch.no_grad():",
     "for _ in range(epochs):",
     "for _ in range(steps):",
@@ -80,6 +77,18 @@ TAUGHT_LINES = frozenset({
     '"national_id": r"\\b\\d{3}-\\d{2}-\\d{4}\\b",',
     'ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")',  # lesson 5: Wilson intervals
 })
+
+
+# Seeding a generator from a variable (``rng = np.random.default_rng(seed)``) tells nothing; a literal
+# seed (a hidden test's ``torch.manual_seed(4242)``) or ``SEED + 1`` would, and does not match.
+SEEDING_RE = re.compile(
+    r"(?:\w+ = )?(?:np\.random\.default_rng|torch\.manual_seed|torch\.Generator\(\)\.manual_seed)"
+    r"\([A-Za-z_]\w*\)")
+
+
+def _telling(line: str, in_labs: bool) -> bool:
+    """Whether a solution line found in a file of the copy gives something away there."""
+    return in_labs or (line not in TAUGHT_LINES and not SEEDING_RE.fullmatch(line))
 
 
 class PublishError(RuntimeError):
@@ -217,11 +226,12 @@ def _text_findings(rel: str, text: str) -> list[Finding]:
 
 
 def _secret_findings(rel: Path, text: str, secrets: dict[str, set[str]]) -> list[Finding]:
-    """Solution, hidden-test and model-answer lines; outside labs/ the reviewed TAUGHT_LINES pass."""
+    """Solution, hidden-test and model-answer lines; outside labs/ the reviewed TAUGHT_LINES and
+    seeding lines pass."""
     in_labs = rel.parts[:1] == ("labs",)
     found = []
     for lab, lines in secrets.items():
-        leaked = sorted(line for line in lines if line in text and (in_labs or line not in TAUGHT_LINES))
+        leaked = sorted(line for line in lines if line in text and _telling(line, in_labs))
         if leaked:
             shown = "; ".join(repr(line) for line in leaked[:3])
             found.append(Finding(str(rel), f"{len(leaked)} line(s) of {lab}'s solutions or hidden tests: {shown}"))
