@@ -6,7 +6,8 @@
 The copy holds what a learner needs: ``course/`` (without the instructor guide), ``labs/`` released
 afresh from ``solutions/`` (and checked equal to the committed ``labs/``), the ``aisec`` package
 without the grader's scorers, ``pyproject.toml``, ``environment.yml``, ``postBuild``, a student
-``course.sh``, ``grader/modes/`` and a generated README. It is built in a staging folder next to
+``course.sh``, the student mode of ``grader/modes/``, a student nbgrader configuration (by which
+the ``aisec`` tools find the course) and a generated README. It is built in a staging folder next to
 DEST and moved into place only when :func:`scan` finds nothing: a failed scan leaves DEST as it was.
 """
 
@@ -20,7 +21,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -623,11 +623,7 @@ def publish(dest: Path, force: bool = False, log: Any = print) -> Published:
 
 
 def render(result: Published) -> str:
+    """What the command prints after a clean publish."""
     return (f"published the student copy to {result.dest}: {result.files} files, {result.size / 1e6:.1f} MB, "
             f"labs {', '.join(result.labs)}\nnext: review it, then git init / push it to the class's repository "
             "(see grader/PUBLISHING.md)")
-
-
-def findings_of(items: Iterable[Finding]) -> list[str]:
-    """Findings as text, one per line (for messages and tests)."""
-    return [str(f) for f in items]
