@@ -15,10 +15,13 @@ apart by their fence:
 
 Nothing else in the guide may look like a command to run: a block with another fence fails the test. Between
 fetching and submitting, alice solves the lab (the reference answers pasted into her notebook through her server's
-contents API, as JupyterLab saves it) and bob hands it in untouched. The test also checks the modes on the live
-servers (a student has no Formgrader, the instructor has, and the instructor's Formgrader sees the class's
-submissions), then what the guide promises: alice outscores bob, her reflection got the hand grade, and each student
-fetched their own feedback only, without hidden tests.
+contents API, as JupyterLab saves it), then runs ``aisec-grade self`` in a kernel on her server, which the hub's
+grading service (``aisec-grader``) grades; bob hands the lab in untouched. The test also checks the modes on the
+live servers (a student has no Formgrader and JupyterLab without nbgrader's instructor extensions; the instructor
+has them, and the instructor's Formgrader sees the class's submissions), then what the guide promises: alice
+outscores bob, the service gave her the class grading's score, her reflection got the hand grade, and each student
+fetched their own feedback only, without hidden tests. The phases' durations are printed; on a failure, the tail of
+the hub's log (its proxy's, the users' servers' and the grading service's too) comes with the message.
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ import websocket  # websocket-client, a dependency of jupyter_server: a kernel's
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "course" / "instructor_guide.md"
-PROXY = ROOT / ".venv" / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
+# Where ./course.sh test installs the hub's proxy (the course copy's .venv links to this environment).
+PROXY = Path(sys.prefix) / "node" / "node_modules" / ".bin" / "configurable-http-proxy"
 LAB = "lab00_minimisation"
 INSTRUCTOR = "instructor"
 STUDENTS = ("alice", "bob")
@@ -184,7 +188,7 @@ class Hub:
         assert not waiting, f"servers not ready within {SERVER_START_TIMEOUT} s: {sorted(waiting)}"
 
     def stop(self) -> None:
-        """Stop the hub, which stops the users' servers and its proxy; kill whatever is left, by id."""
+        """Stop the hub (SIGTERM: it stops the users' servers, the grading service and its proxy itself)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
