@@ -86,7 +86,7 @@ def _q3_quality(answer: Any) -> None:
     mse, ssim = leakage.batch_quality(rec, vic.x)
     assert ssim >= 0.9 and mse <= 0.01, (
         f"SSIM {ssim:.3f} (want >= 0.9), MSE {mse:.4f} (want <= 0.01): match the gradient -shared/lr, with "
-        "create_graph=True, in float64, with LBFGS and a strong-Wolfe line search")
+        "create_graph=True, in float64, and minimise with L-BFGS (the distance's gradient with respect to the dummy)")
 
 
 # -------------------------------------------------------------------------------- q4 masks
