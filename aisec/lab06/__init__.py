@@ -4,8 +4,8 @@ clients and robust aggregation, on the course's 8x8 digits with a 2,410-paramete
 Pure, seeded functions (``seed: int``), flat float64 parameter vectors between clients and server,
 no heavy import at import time (torch, scipy, opacus and cryptography load inside functions).
 No graded answer lives here: the lab writes FedAvg's aggregation, iDLG and DLG, the secure
-aggregation masks and their dropout recovery, the DP-FedAvg round, model replacement and the
-adaptive attacker; this package is the scenario and the yardsticks they are measured with.
+aggregation masks and their dropout recovery, the DP-FedAvg round, the noise for a target ε, model
+replacement and the adaptive attacker; this package is the scenario and the yardsticks they are measured with.
 
 :mod:`aisec.lab06.fedavg` — model, clients, local training, the federated loop
     ``make_model(seed)`` (torch: Linear(64, 32) -> Sigmoid -> Linear(32, 10)), ``N_PARAMS``,
