@@ -169,3 +169,17 @@ def test_run_all_goes_on_past_unanswered_questions(notebook: Path) -> None:
         elif (answered or nbgrader_meta(cell).get("grade")) and "raises-exception" not in cell.metadata.get("tags", []):
             untagged.append(nbgrader_meta(cell).get("grade_id") or cell.get("id"))
     assert not untagged, f"cells that would stop Run All at an unanswered question (tag them raises-exception): {untagged}"
+
+
+ATLAS_ID = re.compile(r"\bAML\.(?:TA|T|M)\d{4}(?:\.\d{3})?\b")
+
+
+def test_every_atlas_id_exists_in_the_release_the_course_cites() -> None:
+    """Every MITRE ATLAS id in a lesson, lab or the syllabus is a tactic, technique or mitigation of ATLAS 5.6.0
+    (tests/data/atlas-5.6.0.tsv, from the ATLAS data release): a typo or a retired id fails here."""
+    known = {line.split("\t")[0] for line in (ROOT / "tests" / "data" / "atlas-5.6.0.tsv").read_text().splitlines()
+             if line and not line.startswith("#")}
+    sources = [*(ROOT / "course").glob("*.ipynb"), *(ROOT / "course").glob("*.md"), *solution_notebooks()]
+    unknown = {f"{path.name}: {atlas_id}" for path in sources for atlas_id in ATLAS_ID.findall(path.read_text())
+               if atlas_id not in known}
+    assert not unknown, f"ATLAS ids that ATLAS 5.6.0 does not have: {sorted(unknown)}"
