@@ -76,6 +76,8 @@ TAUGHT_LINES = frozenset({
     '"email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}",',  # lesson 0: PII patterns
     '"national_id": r"\\b\\d{3}-\\d{2}-\\d{4}\\b",',
     'ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")',  # lesson 5: Wilson intervals
+    "from scipy.optimize import minimize",  # lesson 6: DLG with L-BFGS
+    "norm = float(np.linalg.norm(update))",  # aisec.checks.lab06 measures the student's update
 })
 
 
