@@ -243,7 +243,10 @@ def test_krum_drops_an_outlier_and_clipping_bounds_it() -> None:
 def test_trigger_and_backdoor_data(split) -> None:
     x, y = split.x_train[:50], split.y_train[:50]
     xs = poisoning.stamp_trigger(x)
-    assert np.all(xs[:, list(poisoning.TRIGGER)] == 1.0) and np.array_equal(np.delete(xs, poisoning.TRIGGER, axis=1), np.delete(x, poisoning.TRIGGER, axis=1))
+    pixels = list(poisoning.TRIGGER)
+    assert np.array_equal(xs[:, pixels], np.tile(list(poisoning.TRIGGER.values()), (len(x), 1)))
+    assert np.array_equal(np.delete(xs, pixels, axis=1), np.delete(x, pixels, axis=1))
+    assert set(poisoning.TRIGGER.values()) == {0.0, 1.0}, "a checker, not lab 4's all-white square"
     xb, yb = poisoning.backdoor_data(x, y, copies=2)
     extra = int((y != poisoning.TARGET).sum())
     assert len(xb) == 50 + 2 * extra and np.all(yb[50:] == poisoning.TARGET)

@@ -1,8 +1,10 @@
 """Poisoned clients: a backdoor trigger, backdoored and label-flipped local data, and how to
 measure a federated model's backdoor.
 
-The backdoor is BadNets-style (Gu et al. 2017), as in lab 4: a 2x2 white square in the bottom-right
-corner of the 8x8 digit (:data:`TRIGGER`) makes the model answer :data:`TARGET`. A malicious client
+The backdoor is BadNets-style (Gu et al. 2017): a small checker mark in the top-left corner of the
+8x8 digit (:data:`TRIGGER`, pixel index → value: two white pixels on a diagonal, two black beside
+them) makes the model answer :data:`TARGET`. It is not lab 4's trigger (a white square in the other
+corner), whose stamping is a lab 4 question. A malicious client
 trains on its own data plus triggered, relabelled copies (:func:`backdoor_data`, then
 :func:`train_backdoored`); what it *sends* is the attack (model replacement, Bagdasaryan et al.
 2020, or an update tuned to a defence), which the lab writes.
@@ -14,27 +16,29 @@ import numpy as np
 
 from aisec.lab06.fedavg import local_train, predict
 
-#: Flattened pixel indices of the trigger (a 2x2 square in the bottom-right corner).
-TRIGGER: tuple[int, ...] = (54, 55, 62, 63)
+#: The trigger: flattened pixel index → the value it takes (a 2x2 checker in the top-left corner).
+TRIGGER: dict[int, float] = {0: 1.0, 1: 0.0, 8: 0.0, 9: 1.0}
 #: The label the backdoor forces.
 TARGET = 0
 
 
-def stamp_trigger(x: np.ndarray, trigger: tuple[int, ...] = TRIGGER) -> np.ndarray:
-    """A float32 copy of the images ``x`` (n, 64) with the trigger pixels set to 1.0."""
-    out = np.array(x, dtype=np.float32, copy=True)
-    out[:, list(trigger)] = 1.0
-    return out
+def stamp_trigger(x: np.ndarray, trigger: dict[int, float] = TRIGGER) -> np.ndarray:
+    """A float32 copy of the images ``x`` (n, 64) with each trigger pixel set to its value."""
+    pixels = np.fromiter(trigger.keys(), dtype=np.int64)
+    values = np.fromiter(trigger.values(), dtype=np.float32)
+    stamped = np.asarray(x, dtype=np.float32).copy()
+    stamped[:, pixels] = values
+    return stamped
 
 
 def backdoor_data(x: np.ndarray, y: np.ndarray, *, target: int = TARGET, copies: int = 1,
-                  trigger: tuple[int, ...] = TRIGGER) -> tuple[np.ndarray, np.ndarray]:
+                  trigger: dict[int, float] = TRIGGER) -> tuple[np.ndarray, np.ndarray]:
     """The malicious client's training set: its clean data plus ``copies`` triggered copies of
     every image whose label is not ``target``, relabelled ``target`` (so the model keeps its
     clean accuracy and learns the trigger)."""
-    keep = np.asarray(y) != target
-    xs = [np.asarray(x, np.float32)] + [stamp_trigger(x[keep], trigger)] * copies
-    ys = [np.asarray(y, np.int64)] + [np.full(int(keep.sum()), target, dtype=np.int64)] * copies
+    victims = np.asarray(y) != target
+    xs = [np.asarray(x, np.float32)] + [stamp_trigger(x[victims], trigger)] * copies
+    ys = [np.asarray(y, np.int64)] + [np.full(int(victims.sum()), target, dtype=np.int64)] * copies
     return np.concatenate(xs), np.concatenate(ys)
 
 
@@ -54,8 +58,8 @@ def flip_labels(y: np.ndarray, source: int, target: int) -> np.ndarray:
 
 
 def backdoor_success(vector: np.ndarray, x: np.ndarray, y: np.ndarray, *, target: int = TARGET,
-                     trigger: tuple[int, ...] = TRIGGER) -> float:
+                     trigger: dict[int, float] = TRIGGER) -> float:
     """Attack success rate: of the images whose label is not ``target``, the fraction the model
     ``vector`` classifies as ``target`` once the trigger is stamped on them."""
-    keep = np.asarray(y) != target
-    return float(np.mean(predict(vector, stamp_trigger(x[keep], trigger)) == target))
+    victims = np.asarray(y) != target  # images the backdoor has to flip
+    return float(np.mean(predict(vector, stamp_trigger(x[victims], trigger)) == target))
