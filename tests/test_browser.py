@@ -32,6 +32,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from notebook_utils import paste_answers
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -48,7 +49,6 @@ CHROMIUM_FLAGS = [
 LAB = "lab00_minimisation"
 LAB_NOTEBOOK = f"labs/{LAB}/{LAB}.ipynb"
 TOKEN = "aisec-browser-test"
-SOLUTION_RE = re.compile(r"[ \t]*### BEGIN SOLUTION\n?(.*?)[ \t]*### END SOLUTION\n?", re.S)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -65,21 +65,13 @@ def _require(condition: bool, why: str) -> None:
 
 
 def solved_student_notebook(student: Path, source: Path) -> nbformat.NotebookNode:
-    """The student version with every answer cell filled in from the source, as a student who solved it.
+    """The student version with every answer code cell filled in from the source, as a student who solved it.
 
     Only answer cells (``solution: true`` code cells) change; test cells stay the student's, so no
     hidden test reaches the browser.
     """
     nb = nbformat.read(student, as_version=4)
-    answers = {}
-    for cell in nbformat.read(source, as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
-            answers[meta["grade_id"]] = SOLUTION_RE.sub(lambda m: m.group(1), cell.source)
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
+    paste_answers(nb, source, code_only=True)
     return nb
 
 

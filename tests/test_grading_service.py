@@ -25,6 +25,7 @@ import nbformat
 import pytest
 
 from conftest_grader import free_port, require_sandbox
+from notebook_utils import paste_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = "lab00_minimisation"
@@ -57,18 +58,8 @@ def call(method: str, url: str, token: str | None = None, body: Any = None,
 
 def solve(notebook: Path) -> None:
     """Paste the reference answers into the answer cells of a student's notebook."""
-    import re
-
-    solution = re.compile(r"[ \t]*### BEGIN SOLUTION\n?(.*?)[ \t]*### END SOLUTION\n?", re.S)
-    answers = {}
-    for cell in nbformat.read(ROOT / "solutions" / LAB / f"{LAB}.ipynb", as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            answers[meta["grade_id"]] = solution.sub(lambda m: m.group(1), cell.source)
     nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") in answers:
-            cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
+    paste_answers(nb, ROOT / "solutions" / LAB / f"{LAB}.ipynb")
     nbformat.write(nb, notebook)
 
 

@@ -44,6 +44,7 @@ import nbformat
 import pytest
 import requests
 import websocket  # websocket-client, a dependency of jupyter_server: a kernel's channels
+from notebook_utils import paste_answers
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "course" / "instructor_guide.md"
@@ -53,7 +54,6 @@ LAB = "lab00_minimisation"
 INSTRUCTOR = "instructor"
 STUDENTS = ("alice", "bob")
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
-SOLUTION_RE = re.compile(r"[ \t]*### BEGIN SOLUTION\n?(.*?)[ \t]*### END SOLUTION\n?", re.S)
 KINDS = {"bash", "bash hub", "bash hub-start", "python", "http student"}
 HUB_START_TIMEOUT = 120  # seconds until the hub's API answers
 SERVER_START_TIMEOUT = 240  # seconds until the three users' servers are ready (a busy 2-core machine)
@@ -83,18 +83,8 @@ def test_guide_has_only_runnable_blocks() -> None:
 
 def solve(nb: nbformat.NotebookNode) -> None:
     """Paste the reference answers into the answer cells of a student's notebook."""
-    answers = {}
-    for cell in nbformat.read(ROOT / "solutions" / LAB / f"{LAB}.ipynb", as_version=4).cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution"):
-            answers[meta["grade_id"]] = SOLUTION_RE.sub(lambda m: m.group(1), cell.source)
-    solved = 0
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id in answers:
-            cell.source = answers[grade_id]
-            solved += 1
-    assert solved == len(answers), f"{solved} of {len(answers)} answer cells found in the fetched notebook"
+    solved, answers = paste_answers(nb, ROOT / "solutions" / LAB / f"{LAB}.ipynb")
+    assert solved == answers, f"{solved} of {answers} answer cells found in the fetched notebook"
 
 
 def free_ports(n: int) -> list[int]:
