@@ -14,7 +14,7 @@ from typing import Any
 
 from aisec.grading.scorers.common import Malformed
 
-MODULES = ("common", "lab00", "lab01", "lab02", "lab03", "lab04", "lab05", "lab06")
+MODULES = ("common", "lab00", "lab01", "lab02", "lab03", "lab04", "lab05", "lab06", "lab07_supply", "lab07_served")
 
 
 def _registry() -> dict[str, Callable[[Any, Any], float]]:
