@@ -1,11 +1,10 @@
-"""Lab 6's budget: the solution notebook cold (empty model cache) and warm, with its peak memory.
+"""A lab's budget: its solution notebook cold (empty model cache) and warm, with its peak memory.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lab06_budget.py           # cold, then warm twice
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lab06_budget.py --json    # one JSON object
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lab_budget.py lab07_supply_chain          # cold, then warm twice
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lab_budget.py lab06_federated --json      # one JSON object
 
 Budgets: at most 60 s cold, 20 s warm and 1.5 GB peak RSS on the course's 2-core machine. The cold run
-starts from an empty ``$AISEC_CACHE`` (the digits splits, the centralised baseline and the pre-trained
-federation are rebuilt); the warm runs reuse that cache. Wall time and peak RSS are measured as in
+starts from an empty ``$AISEC_CACHE`` (datasets and trained models are rebuilt); the warm runs reuse that cache. Wall time and peak RSS are measured as in
 ``benchmarks/run_notebooks.py`` (kernel start to the last cell's reply; RSS of the kernel's process tree).
 The machine's 1-minute load average is printed with each run, since other jobs share the 2 cores.
 A benchmark, not a test: it reports and exits 1 when a budget is exceeded.
@@ -22,26 +21,29 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "solutions" / "lab06_federated" / "lab06_federated.ipynb"
 BUDGET = {"cold_seconds": 60.0, "warm_seconds": 20.0, "peak_rss_mb": 1536}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("lab", help="a folder of solutions/, e.g. lab07_supply_chain")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--warm-runs", type=int, default=2)
     args = parser.parse_args()
+    notebook = ROOT / "solutions" / args.lab / f"{args.lab}.ipynb"
+    if not notebook.is_file():
+        parser.error(f"no solution notebook {notebook.relative_to(ROOT)}")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from run_notebooks import run  # the course's notebook runner: wall time and peak RSS
 
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    cache = tempfile.mkdtemp(prefix="aisec-lab06-cache-")
+    cache = tempfile.mkdtemp(prefix=f"aisec-{args.lab}-cache-")
     os.environ["AISEC_CACHE"] = cache
     runs = []
     try:
         for kind in ["cold"] + ["warm"] * args.warm_runs:
-            result = run(NOTEBOOK)
+            result = run(notebook)
             result.update(kind=kind, load_1min=round(os.getloadavg()[0], 2))
             runs.append(result)
             if not args.json:
