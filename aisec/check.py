@@ -96,7 +96,7 @@ def check(question: str, answer: Any, *, quiet: bool = False) -> None:
         print(header)
         print("\n".join(lines))
     if failures:
-        raise CheckFailed(f"{question}: {len(failures)} check(s) failed: " + "; ".join(failures))
+        raise CheckFailed(f"{question}: {counted(len(failures), 'check')} failed: " + "; ".join(failures))
     if not quiet:
         print("  Hidden tests on other data run when your lab is graded.")
 
@@ -217,18 +217,32 @@ def record(
 # ------------------------------------------------------------- building blocks for checks
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the right number: "1 character", "2 characters", "0 queries"."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+def with_article(noun: str) -> str:
+    """The noun after "a" or "an" by its first letter: "an int", "a float", "an ndarray".
+
+    Type names are read letter by letter when they start with a consonant that sounds like a vowel
+    ("an ndarray"); such names are listed, the rest follow the first letter."""
+    vowel_sound = noun[:1].lower() in "aeiou" or noun in {"ndarray", "MLP"}
+    return f"{'an' if vowel_sound else 'a'} {noun}"
+
+
 def expect_type(value: Any, expected: type | tuple[type, ...], what: str = "the answer") -> None:
     """Assert an exact type (subclasses refused: they can fake equality)."""
     types = expected if isinstance(expected, tuple) else (expected,)
     if type(value) not in types:
-        names = " or ".join(t.__name__ for t in types)
-        raise AssertionError(f"{what} should be a {names}, got {type(value).__name__}")
+        names = " or ".join(with_article(t.__name__) for t in types)
+        raise AssertionError(f"{what} should be {names}, got {with_article(type(value).__name__)}")
 
 
 def expect_close(value: Any, expected: float, tol: float, what: str = "the value") -> None:
     """Assert a real number within ``tol`` of ``expected``."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise AssertionError(f"{what} should be a number, got {type(value).__name__}")
+        raise AssertionError(f"{what} should be a number, got {with_article(type(value).__name__)}")
     if not abs(float(value) - expected) <= tol:
         raise AssertionError(f"{what} is {float(value):.4g}; expected about {expected:.4g} (±{tol:g})")
 
@@ -236,7 +250,7 @@ def expect_close(value: Any, expected: float, tol: float, what: str = "the value
 def expect_items(value: Any, expected: Sequence[Any], what: str = "the answer") -> None:
     """Assert the same items as ``expected`` in any order."""
     if not isinstance(value, (list, tuple, set, frozenset)):
-        raise AssertionError(f"{what} should be a list, got {type(value).__name__}")
+        raise AssertionError(f"{what} should be a list, got {with_article(type(value).__name__)}")
     missing = [e for e in expected if e not in value]
     extra = [v for v in value if v not in expected]
     if missing or extra:

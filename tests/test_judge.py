@@ -11,7 +11,7 @@ import pytest
 
 from aisec.check import RECORD_MIME, VISIBLE_MIME
 from aisec.grading.feedback import AuthorFeedback, ReleasedTestSources, verdict_outputs
-from aisec.grading.judge import compare, judge_cell, run_notes
+from aisec.grading.judge import compare, hidden_hints, judge_cell, run_notes
 from aisec.grading.reference import Reference, cell_key, time_limits
 from aisec.grading.sandbox import Limits
 from aisec.grading.stage import _well_formed
@@ -140,6 +140,32 @@ def test_duplicates_missing_records_and_cells_without_records_fail() -> None:
     assert missing.lines() == ["✘ hidden check: q1_test.v: no value was recorded"]
     unjudgeable = judge_cell(graded_cell([], "x\n"), {})
     assert not unjudgeable.passed
+
+
+def test_a_failed_hidden_record_shows_its_authored_hint_and_never_a_value() -> None:
+    hints = {"q1_test.v": "the verdicts on other card numbers, non-ASCII digits included"}
+    reference = {"q1_test.v": ref([["a", "b"], ["c", "SECRET"]])}
+    failed = judge_cell(graded_cell([record_output("q1_test.v", [["a", "b"], ["c", "EXFIL"]])], "x\n"), reference, hints=hints)
+    (line,) = failed.lines()
+    assert line == ("✘ hidden check: q1_test.v (tests: the verdicts on other card numbers, non-ASCII digits included): "
+                    "an item, an item, differs from the expected value")
+    assert "EXFIL" not in line and "SECRET" not in line
+    not_reached = judge_cell(graded_cell([nbformat.v4.new_output("error", ename="CheckFailed", evalue="", traceback=[])],
+                                         "x\n"), reference, hints=hints)
+    assert "(tests: the verdicts on other card numbers" in "\n".join(not_reached.lines())
+    passed = judge_cell(graded_cell([record_output("q1_test.v", [["a", "b"], ["c", "SECRET"]])], "x\n"), reference,
+                        hints=hints)
+    assert passed.lines() == ["✔ hidden check: q1_test.v"], "a passed record needs no hint"
+    assert CellVerdict.from_json(json.loads(json.dumps(failed.to_json()))) == failed
+    (out,) = verdict_outputs(failed)
+    assert out.traceback == ["ChecksFailed: 1 check failed", line]
+
+
+def test_hidden_hints_come_from_the_labs_checks_module() -> None:
+    from aisec.checks import lab06
+
+    assert hidden_hints("lab06_federated") == lab06.HIDDEN_HINTS == hidden_hints("lab06")
+    assert hidden_hints("lab99_missing") == {} and hidden_hints("../etc") == {}
 
 
 def test_run_notes_name_the_stopped_cell_and_the_ones_after() -> None:

@@ -23,6 +23,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 from traitlets import Unicode
 
+from aisec.check import counted
 from aisec.grading.common import atomic_write, is_test_cell, nbgrader_meta
 from aisec.grading.verdicts import CellVerdict
 
@@ -40,9 +41,9 @@ def verdict_outputs(verdict: CellVerdict) -> list[NotebookNode]:
     lines = verdict.lines()
     if verdict.passed:
         return [nbformat.v4.new_output("stream", name="stdout", text="\n".join(lines) + "\n")]
-    failed = sum(not c.passed for c in verdict.checks) or 1
-    return [nbformat.v4.new_output("error", ename=FAILED_NAME, evalue=f"{failed} check(s) failed",
-                                   traceback=[f"{FAILED_NAME}: {failed} check(s) failed"] + lines)]
+    failed = counted(sum(not c.passed for c in verdict.checks) or 1, "check")
+    return [nbformat.v4.new_output("error", ename=FAILED_NAME, evalue=f"{failed} failed",
+                                   traceback=[f"{FAILED_NAME}: {failed} failed"] + lines)]
 
 
 class AuthorFeedback(NbGraderPreprocessor):  # type: ignore[misc,valid-type]

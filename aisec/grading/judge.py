@@ -8,7 +8,9 @@ test cell's records with the reference run's records under the reference's rules
 :class:`~aisec.grading.feedback.AuthorFeedback` then writes the cells' outputs from those verdicts.
 
 Reasons are fixed texts: a reason never echoes a value, length, index or name the student's code
-chose (each would be a channel out of the hidden tests), nor the reference value.
+chose (each would be a channel out of the hidden tests), nor the reference value. A failed hidden
+record also carries its authored hint (:func:`hidden_hints`: the lab's ``HIDDEN_HINTS`` in
+``aisec/checks/<lab>.py``, the property the record tests), looked up by the reference's key.
 """
 
 from __future__ import annotations
@@ -184,10 +186,31 @@ def _visible_checks(cell: NotebookNode, question: str, stopped: bool) -> list[Ch
     return [CheckVerdict("visible", d, s == "passed", VISIBLE_STATUS[s]) for d, s in zip(descriptions, status)]
 
 
-def judge_cell(cell: NotebookNode, reference: dict[str, Record], run_note: str | None = None) -> CellVerdict:
+def hidden_hints(lab: str) -> dict[str, str]:
+    """The authored hints of a lab's hidden records, ``{record key: property tested}``.
+
+    ``lab`` is the assignment (``lab00_minimisation``) or its short id (``lab00``); a lab without a
+    checks module or without ``HIDDEN_HINTS`` has none (its failed records show their key alone)."""
+    import importlib
+
+    short = lab.split("_", 1)[0]
+    if not re.fullmatch(r"lab\d+", short):
+        return {}
+    try:
+        module = importlib.import_module(f"aisec.checks.{short}")
+    except ModuleNotFoundError:
+        return {}
+    hints = getattr(module, "HIDDEN_HINTS", {})
+    return {str(k): str(v) for k, v in hints.items()} if isinstance(hints, Mapping) else {}
+
+
+def judge_cell(cell: NotebookNode, reference: dict[str, Record], run_note: str | None = None,
+               hints: Mapping[str, str] | None = None) -> CellVerdict:
     """The verdict on one executed test cell: how it ran, its visible checks, its hidden records.
 
-    ``run_note``: why the grader stopped the notebook in or before this cell (None: it ran)."""
+    ``run_note``: why the grader stopped the notebook in or before this cell (None: it ran).
+    ``hints``: the lab's authored hints by record key (:func:`hidden_hints`), shown with a failed record."""
+    hints = hints or {}
     verdict = CellVerdict(nbgrader_meta(cell).get("grade_id", "?"))
     checks = verdict.checks
     if run_note:
@@ -210,14 +233,15 @@ def judge_cell(cell: NotebookNode, reference: dict[str, Record], run_note: str |
         return verdict
     student, duplicates = cell_records(cell)
     for key in sorted(reference):
+        hint = hints.get(key, "")
         if key in duplicates:
-            checks.append(CheckVerdict("hidden", key, False, "was recorded more than once"))
+            checks.append(CheckVerdict("hidden", key, False, "was recorded more than once", hint))
             continue
         if key not in student and stopped:
-            checks.append(CheckVerdict("hidden", key, False, "not reached: the cell stopped before this check"))
+            checks.append(CheckVerdict("hidden", key, False, "not reached: the cell stopped before this check", hint))
             continue
         reason = compare(reference[key], student.get(key))
-        checks.append(CheckVerdict("hidden", key, reason is None, reason or ""))
+        checks.append(CheckVerdict("hidden", key, reason is None, reason or "", "" if reason is None else hint))
     return verdict
 
 
@@ -273,11 +297,12 @@ class JudgeRecords(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
                                   info["notebook"]).records
         aisec = resources.setdefault("aisec", {})
         notes = run_notes(aisec.get("run"), nb)
+        hints = hidden_hints(info["assignment"])
         verdicts: dict[str, dict[str, Any]] = {}
         for index, cell in enumerate(nb.cells):
             if not is_test_cell(cell):
                 continue
-            verdict = judge_cell(cell, reference.get(nbgrader_meta(cell)["grade_id"], {}), notes.get(index))
+            verdict = judge_cell(cell, reference.get(nbgrader_meta(cell)["grade_id"], {}), notes.get(index), hints)
             verdicts[verdict.grade_id] = verdict.to_json()
             if not verdict.passed:
                 self.log.info("%s: %s failed: %s", info["student"], verdict.grade_id, "; ".join(verdict.lines()))
@@ -285,4 +310,4 @@ class JudgeRecords(NbGraderPreprocessor):  # type: ignore[misc,valid-type]
         return nb, resources
 
 
-__all__ = ["CellVerdict", "JudgeRecords", "compare", "judge_cell", "notebook_records", "cell_records"]
+__all__ = ["CellVerdict", "JudgeRecords", "compare", "hidden_hints", "judge_cell", "notebook_records", "cell_records"]

@@ -3,8 +3,9 @@
 The judge builds them, feedback renders them into the graded notebook, the gradebook step
 stores them next to the grades, and ``aisec-grade self`` prints them one check per line.
 Every string in a verdict is written by the grader (a check's name from the lab's catalogue or
-the reference's record keys, a reason from a fixed set): nothing the student's code printed,
-raised or named while hidden code ran reaches a verdict.
+the reference's record keys, a reason from a fixed set, a hidden record's authored hint from the
+lab's ``HIDDEN_HINTS``): nothing the student's code printed, raised or named while hidden code ran
+reaches a verdict.
 """
 
 from __future__ import annotations
@@ -29,12 +30,19 @@ class CheckVerdict:
     name: str
     passed: bool
     reason: str = ""
+    #: For a hidden record: the property it tests, authored in the lab's ``HIDDEN_HINTS`` (never a value).
+    hint: str = ""
 
     def line(self) -> str:
         mark = "✔" if self.passed else "✘"
         label = {"visible": "visible check", "hidden": "hidden check", "run": "run"}.get(self.kind, self.kind)
         text = f"{mark} {label}: {self.name}"
-        return text + (f": {self.reason}" if self.reason and not self.passed else "")
+        if self.passed:
+            return text
+        # A failed hidden record names what it tests first: its key and a location alone name no property.
+        if self.hint:
+            text += f" (tests: {self.hint})"
+        return text + (f": {self.reason}" if self.reason else "")
 
 
 @dataclass
