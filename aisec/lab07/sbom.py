@@ -98,14 +98,23 @@ def install_metadata(python: Path, components: dict[str, str]) -> None:
 def cyclonedx_environment(python: Path) -> dict[str, Any]:
     """The CycloneDX (JSON) SBOM that ``cyclonedx-py environment <python>`` writes, run in-process
     (its command-line entry point, so its argument handling and output are the tool's own)."""
+    import contextlib
+    import io
+    import warnings
+
     from cyclonedx_py._internal.cli import run
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sbom.json"
-        code = run(argv=["environment", str(python), "--of", "JSON", "--output-reproducible", "--no-validate",
-                         "-o", str(out)])
+        log = io.StringIO()
+        # --no-validate skips the JSON-schema pass (a second of the tool's time); the tool then logs
+        # "Validation skipped" on stderr, kept here unless it fails. Its deprecation warnings are its own.
+        with contextlib.redirect_stderr(log), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            code = run(argv=["environment", str(python), "--of", "JSON", "--output-reproducible", "--no-validate",
+                             "-o", str(out)])
         if code != 0:
-            raise RuntimeError(f"cyclonedx-py environment failed with exit code {code}")
+            raise RuntimeError(f"cyclonedx-py environment failed ({code}): {log.getvalue()}")
         return json.loads(out.read_text(encoding="utf-8"))
 
 
