@@ -1,9 +1,16 @@
-"""Visible checks of Lab 0 (data minimisation). Hidden tests use other seeds and data."""
+"""Visible checks of Lab 0 (data minimisation). Hidden tests use other seeds and data.
+
+A question that builds on an earlier one (find_secrets on luhn_valid, redact on find_secrets, minimise on
+everything) is checked with *stand-ins* for the earlier functions: small lookups that know the fixture's
+answers, swapped in by name in the notebook for the duration of the check. A bug in an earlier question
+then costs points once, where it is; the hidden tests do the same with the reference answers.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -27,6 +34,64 @@ EXAMPLE_FOUND = [
 ]
 
 
+#: The example's valid card number in Arabic-Indic and in fullwidth digits: ``str.isdigit`` accepts both.
+NON_ASCII_DIGITS = {
+    "Arabic-Indic": "4539148803436467".translate(str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664"
+                                                                              "\u0665\u0666\u0667\u0668\u0669")),
+    "fullwidth": "4539148803436467".translate(str.maketrans("0123456789", "\uff10\uff11\uff12\uff13\uff14"
+                                                                           "\uff15\uff16\uff17\uff18\uff19")),
+}
+#: Formats of the table in Q2 that the example sentence does not show, and secrets out of the table's order.
+FORMATS = "Call 555-123-4567 or bill 4539-1488-0343-6467; not 4539-1488-0343-6468."
+FORMATS_FOUND = [("phone", "555-123-4567"), ("card_number", "4539-1488-0343-6467")]
+ORDER = "Card 4539148803436467, key AKIAABCDEFGHIJKLMNOP, ring (555) 123-4567, mail li.wu@example.net, SSN 987-65-4321."
+ORDER_FOUND = [
+    ("card_number", "4539148803436467"),
+    ("api_key", "AKIAABCDEFGHIJKLMNOP"),
+    ("phone", "(555) 123-4567"),
+    ("email", "li.wu@example.net"),
+    ("national_id", "987-65-4321"),
+]
+#: The Luhn-valid numbers of the examples above, digits only (what the luhn_valid stand-in accepts).
+VALID_CARDS = frozenset({"4539148803436467"})
+
+
+@contextmanager
+def stand_ins(f: Callable[..., Any], **functions: Callable[..., Any]) -> Iterator[None]:
+    """Run ``f`` with ``functions`` in place of the notebook's functions of the same names.
+
+    ``f`` looks up the earlier questions' functions by name in the notebook (its ``__globals__``); the
+    stand-ins answer the check's own fixtures only, so they hold no answer to an earlier question."""
+    namespace = getattr(f, "__globals__", None)
+    if not isinstance(namespace, dict):
+        yield
+        return
+    saved = {name: namespace[name] for name in functions if name in namespace}
+    namespace.update(functions)
+    try:
+        yield
+    finally:
+        for name in functions:
+            if name in saved:
+                namespace[name] = saved[name]
+            else:
+                namespace.pop(name, None)
+
+
+def _luhn_stand_in(number: str) -> bool:
+    """luhn_valid for the check's fixtures only: the listed valid numbers, spaces and dashes ignored."""
+    return re.sub(r"[ -]", "", number) in VALID_CARDS
+
+
+def _finder(found: list[tuple[str, str]]) -> Callable[[str], list[tuple[str, str]]]:
+    """find_secrets for the check's fixtures only: where the known findings occur in a text, in order."""
+    def find_secrets(text: str) -> list[tuple[str, str]]:
+        hits = [(m.start(), kind, value) for kind, value in found for m in re.finditer(re.escape(value), text)]
+        return [(kind, value) for _, kind, value in sorted(hits)]
+
+    return find_secrets
+
+
 def _luhn_examples(f: Callable[[str], Any]) -> None:
     cases = {
         "4539148803436467": True,
@@ -47,8 +112,21 @@ def _luhn_examples(f: Callable[[str], Any]) -> None:
             )
 
 
+def _luhn_ascii_only(f: Callable[[str], Any]) -> None:
+    for script, number in NON_ASCII_DIGITS.items():
+        got = f(number)
+        expect_type(got, bool, f"luhn_valid of the {script} digits")
+        if got:
+            raise AssertionError(
+                f"the example's card number written in {script} digits was accepted: only the ASCII digits 0-9 count. "
+                "str.isdigit() (and int()) also accept other scripts' digits; test the characters against '0123456789' "
+                "(or re.fullmatch(r'[0-9]+', ...)) instead"
+            )
+
+
 def _find_example(f: Callable[[str], Any]) -> None:
-    got = f(EXAMPLE)
+    with stand_ins(f, luhn_valid=_luhn_stand_in):
+        got = f(EXAMPLE)
     expect_type(got, list, "find_secrets(...)")
     got = [tuple(x) for x in got]
     if ("card_number", "4539148803436468") in got:
@@ -58,31 +136,95 @@ def _find_example(f: Callable[[str], Any]) -> None:
 
 
 def _find_plain(f: Callable[[str], Any]) -> None:
-    if f("Nothing to see here, version 2.14.1.") != []:
+    with stand_ins(f, luhn_valid=_luhn_stand_in):
+        got = f("Nothing to see here, version 2.14.1.")
+    if got != []:
         raise AssertionError("a sentence without secrets should give an empty list")
 
 
+def _find_formats(f: Callable[[str], Any]) -> None:
+    with stand_ins(f, luhn_valid=_luhn_stand_in):
+        got = f(FORMATS)
+    expect_type(got, list, "find_secrets(...)")
+    got = [tuple(x) for x in got]
+    for kind, text in FORMATS_FOUND:
+        if (kind, text) not in got:
+            raise AssertionError(f"{text!r} is a {kind} in a format of the table ({'555-123-4567' if kind == 'phone' else 'groups of four separated by dashes'}) "
+                                 f"but was not found as ({kind!r}, {text!r}): write a pattern for every format of the table")
+    if got != FORMATS_FOUND:
+        raise AssertionError(f"on {FORMATS!r} expected {FORMATS_FOUND}, got {got}")
+
+
+def _find_order(f: Callable[[str], Any]) -> None:
+    with stand_ins(f, luhn_valid=_luhn_stand_in):
+        got = f(ORDER)
+    expect_type(got, list, "find_secrets(...)")
+    got = [tuple(x) for x in got]
+    if sorted(got) == sorted(ORDER_FOUND) and got != ORDER_FOUND:
+        raise AssertionError("every secret was found, but not in order of appearance: sort the findings by their "
+                             "position in the text (match.start()), not by kind")
+    if got != ORDER_FOUND:
+        raise AssertionError(f"on {ORDER!r} expected {ORDER_FOUND}, got {got}")
+
+
 def _redact_example(f: Callable[[str], Any]) -> None:
-    got = f(EXAMPLE)
+    # A stand-in find_secrets (Q2) knows the example's findings: a bug in Q2 is not counted again here.
+    with stand_ins(f, find_secrets=_finder(EXAMPLE_FOUND), luhn_valid=_luhn_stand_in):
+        got = f(EXAMPLE)
     expect_type(got, str, "redact(...)")
     expected = (
         "Mail [EMAIL] or call [PHONE]; SSN [NATIONAL_ID]. Key [API_KEY], card [CARD_NUMBER], order 4539148803436468."
     )
     if got != expected:
-        raise AssertionError(f"expected {expected!r}, got {got!r}")
+        raise AssertionError(f"expected {expected!r}, got {got!r} (find_secrets, Q2, is replaced by a stand-in that "
+                             "finds exactly the five secrets of the example here: call it by that name)")
+
+
+def _known_secrets(df: pd.DataFrame) -> Callable[[str], list[tuple[str, str]]]:
+    """A find_secrets stand-in (Q2) that knows the secrets of a people() table: its identifier columns' values."""
+    return _finder([(kind, str(v)) for kind in ("email", "phone", "national_id", "card_number") for v in df[kind]])
+
+
+def _card_stand_in(df: pd.DataFrame) -> Callable[[str], bool]:
+    cards = {re.sub(r"[ -]", "", str(v)) for v in df["card_number"]}
+    return lambda number: re.sub(r"[ -]", "", number) in cards
 
 
 def _pii_columns(f: Callable[[pd.DataFrame], Any]) -> None:
-    got = f(people(n=60, seed=0))
+    df = people(n=60, seed=0)
+    with stand_ins(f, find_secrets=_known_secrets(df), luhn_valid=_card_stand_in(df)):
+        got = f(df)
     expect_type(got, list, "pii_columns(...)")
     expect_items(got, DIRECT, "the direct identifiers of people(n=60, seed=0)")
 
 
 def _pii_renamed(f: Callable[[pd.DataFrame], Any]) -> None:
-    df = people(n=60, seed=0).rename(columns={"email": "contact", "full_name": "who"})
-    got = f(df)
+    base = people(n=60, seed=0)
+    df = base.rename(columns={"email": "contact", "full_name": "who"})
+    with stand_ins(f, find_secrets=_known_secrets(base), luhn_valid=_card_stand_in(base)):
+        got = f(df)
     if "contact" not in got or "who" not in got:
         raise AssertionError("decide by the values, not the column names: 'contact' holds emails, 'who' names")
+
+
+def _pii_in_full(f: Callable[[pd.DataFrame], Any]) -> None:
+    base = people(n=60, seed=0)
+    df = pd.DataFrame({
+        "email": base["email"],
+        "mail_note": "Prefers contact by email at " + base["email"] + ".",
+        "call_note": "Call " + base["full_name"] + " back on " + base["phone"],
+        "ssn_note": base["national_id"] + " was read out on the phone",
+    })
+    with stand_ins(f, find_secrets=_known_secrets(base), luhn_valid=_card_stand_in(base)):
+        got = f(df)
+    expect_type(got, list, "pii_columns(...)")
+    partial = [c for c in ("mail_note", "call_note", "ssn_note") if c in got]
+    if partial:
+        raise AssertionError(f"{partial} flagged: their values only *contain* an identifier inside a sentence. A value "
+                             "counts when it is, in full, an email, phone, id, card or name: compare the whole value "
+                             "(re.fullmatch, or a finding equal to the value), not re.search")
+    if got != ["email"]:
+        raise AssertionError(f"expected ['email'], got {got}")
 
 
 def _pseudo_format(f: Callable[[pd.Series, bytes], Any]) -> None:
@@ -130,31 +272,83 @@ def _generalise(f: Callable[..., Any]) -> None:
         raise AssertionError("return a fresh 0..n-1 index (reset_index(drop=True))")
 
 
+class _Pipeline:
+    """Stand-ins for Q3-Q7 that mark what they did, so that minimise is checked on its own: which columns
+    went to which step, with which key and k. They record their calls."""
+
+    def __init__(self) -> None:
+        self.generalise_k: list[Any] = []
+
+    def pii_columns(self, df: pd.DataFrame) -> list[str]:
+        return [c for c in DIRECT if c in df.columns]
+
+    def pseudonymise(self, values: pd.Series, key: bytes) -> pd.Series:
+        return values.map(lambda v: f"pseudonym({v}, {key!r})")
+
+    def redact(self, text: str) -> str:
+        return f"redacted({text})"
+
+    def generalise(self, df: pd.DataFrame, k: int = 5, max_suppression: float = 0.05) -> pd.DataFrame:
+        self.generalise_k.append(k)
+        return df.iloc[::2].reset_index(drop=True)  # drops rows, as suppression does
+
+    def run(self, f: Callable[..., Any], df: pd.DataFrame) -> Any:
+        with stand_ins(f, pii_columns=self.pii_columns, pseudonymise=self.pseudonymise, redact=self.redact,
+                       generalise=self.generalise):
+            return f(df, key=b"visible-key", k=7)
+
+
 def _minimise(f: Callable[..., Any]) -> None:
-    df = people(n=200, seed=0)
-    got = f(df, key=b"visible-key", k=5)
+    df = people(n=40, seed=0)
+    pipeline = _Pipeline()
+    got = pipeline.run(f, df.copy(deep=True))  # the next check judges changes to the input
     expect_type(got, pd.DataFrame, "minimise(...)")
     left = [c for c in DIRECT if c in got.columns]
     if left:
-        raise AssertionError(f"direct identifiers still present: {left}")
-    if not got["customer_id"].str.fullmatch(r"p_[0-9a-f]{16}").all():
-        raise AssertionError("customer_id must hold pseudonyms")
-    if got["notes"].str.contains("@").any():
-        raise AssertionError("an email address is still in the notes: redact them")
-    if int(got.groupby(QUASI).size().min()) < 5:
-        raise AssertionError("the result must be 5-anonymous on age, gender, zip_code")
+        raise AssertionError(f"direct identifiers still present: {left}: drop the columns pii_columns (Q4) returns")
+    if pipeline.generalise_k != [7]:
+        raise AssertionError(f"generalise (Q7) was called with k = {pipeline.generalise_k} for minimise(..., k=7): call "
+                             "it once, last, with the k you were given")
+    kept = df.drop(columns=DIRECT)
+    expected = pipeline.generalise(kept.assign(customer_id=pipeline.pseudonymise(kept["customer_id"], b"visible-key"),
+                                               notes=kept["notes"].map(pipeline.redact)))
+    if list(got.columns) != list(expected.columns):
+        raise AssertionError(f"columns {list(got.columns)}; expected {list(expected.columns)} (the others, in order)")
+    if list(got["customer_id"]) != list(expected["customer_id"]):
+        raise AssertionError("customer_id must be replaced by pseudonymise(df['customer_id'], key) (Q5), before "
+                             "generalising")
+    if list(got["notes"]) != list(expected["notes"]):
+        raise AssertionError("each note must be replaced by redact(note) (Q3), before generalising")
+    if not got.equals(expected):
+        raise AssertionError("the other columns must pass through unchanged, then through generalise (Q7)")
+
+
+def _minimise_copy(f: Callable[..., Any]) -> None:
+    df = people(n=40, seed=0)
+    before = df.copy(deep=True)
+    _Pipeline().run(f, df)
+    if list(df.columns) != list(before.columns) or not df.equals(before):
+        raise AssertionError("minimise changed the table it was given (dropped columns or rewrote values in place): "
+                             "work on a copy (df.drop(columns=...) returns one; never inplace=True or df[col] = ... on "
+                             "the input)")
 
 
 CHECKS: dict[str, list[Check]] = {
-    "q1": [Check("luhn_valid accepts valid numbers, rejects invalid ones, returns bool", _luhn_examples)],
+    "q1": [
+        Check("luhn_valid accepts valid numbers, rejects invalid ones, returns bool", _luhn_examples),
+        Check("luhn_valid counts only the ASCII digits 0-9", _luhn_ascii_only),
+    ],
     "q2": [
         Check("find_secrets finds the five kinds in the example, in order, and skips the order number", _find_example),
         Check("find_secrets returns [] for harmless text", _find_plain),
+        Check("find_secrets knows every format of the table (555-123-4567, dashed card numbers)", _find_formats),
+        Check("find_secrets lists findings in order of appearance, whatever their kind", _find_order),
     ],
-    "q3": [Check("redact replaces each finding with [KIND]", _redact_example)],
+    "q3": [Check("redact replaces each finding of find_secrets with [KIND]", _redact_example)],
     "q4": [
         Check("pii_columns finds the five direct identifiers", _pii_columns),
         Check("pii_columns decides by content, not by column name", _pii_renamed),
+        Check("pii_columns counts a value only when it is an identifier in full", _pii_in_full),
     ],
     "q5": [
         Check("pseudonymise gives 'p_' + 16 hex digits of HMAC-SHA256, index kept", _pseudo_format),
@@ -162,5 +356,38 @@ CHECKS: dict[str, list[Check]] = {
     ],
     "q6": [Check("k_anonymity returns the smallest group size as an int", _k_small)],
     "q7": [Check("generalise makes people(400) 5-anonymous with age bands, keeping >= 90% of rows", _generalise)],
-    "q8": [Check("minimise drops identifiers, pseudonymises, redacts and generalises", _minimise)],
+    "q8": [
+        Check("minimise drops identifiers, pseudonymises, redacts and generalises (with stand-ins for Q3-Q7)", _minimise),
+        Check("minimise leaves the table it was given unchanged", _minimise_copy),
+    ],
+}
+
+
+#: An authored hint for every hidden record of the lab (by key): the property it tests, never a value.
+#: Hidden tests run the same functions on other seeds; later questions run on the reference answers of earlier ones.
+HIDDEN_HINTS: dict[str, str] = {
+    "q1_luhn_test.verdicts": "the Luhn verdicts on other numbers: valid and invalid cards, separators, wrong lengths, "
+                             "other characters, non-ASCII digits",
+    "q2_find_secrets_test.found": "the findings, kinds and exact texts, in another chat transcript",
+    "q2_find_secrets_test.recall": "every secret of another chat transcript is found",
+    "q2_find_secrets_test.decoys_flagged": "no order number failing the Luhn check is reported as a card",
+    "q2_find_secrets_test.formats_and_order": "every format of the table (dashed phones and cards included), several "
+                                              "secrets per message, in order of appearance",
+    "q3_redact_test.redacted": "other messages with each finding replaced by its [KIND] and nothing else changed",
+    "q4_pii_columns_test.columns": "the direct identifiers of another table with shuffled, renamed columns",
+    "q4_pii_columns_test.values_in_full": "columns whose values only contain an identifier inside a sentence are not "
+                                          "direct identifiers",
+    "q5_pseudonymise_test.values": "the keyed pseudonyms of other ids under another key",
+    "q5_pseudonymise_test.index": "the index of the input Series is kept",
+    "q6_k_anonymity_test.k": "the smallest group size of other tables and quasi-identifier sets",
+    "q7_generalise_test.rows_0": "the rows kept and their generalised values, level by level, for another table",
+    "q7_generalise_test.k_0": "the generalised table is k-anonymous",
+    "q7_generalise_test.rows_1": "the rows kept and their generalised values for another table and a larger k",
+    "q7_generalise_test.k_1": "the generalised table is k-anonymous for a larger k",
+    "q8_minimise_test.columns": "the columns of the minimised table, in their original order",
+    "q8_minimise_test.notes": "the notes are redacted (and follow the generalised rows)",
+    "q8_minimise_test.leaks": "no identifier of the input table is left in the minimised one",
+    "q8_minimise_test.k": "the minimised table is k-anonymous",
+    "q8_minimise_test.kept": "the minimised table keeps most rows",
+    "q8_minimise_test.input_untouched": "the table passed in is not changed",
 }
