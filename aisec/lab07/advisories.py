@@ -145,8 +145,9 @@ def pip_audit_service(matcher: Matcher, records: list[dict[str, Any]] | None = N
     return service
 
 
-def pip_audit_report(pins: dict[str, str], matcher: Matcher) -> dict[str, Any]:
-    """Audit ``pins`` with pip-audit's service and fix resolver over the snapshot.
+def pip_audit_report(pins: dict[str, str], matcher: Matcher,
+                     records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Audit ``pins`` with pip-audit's service and fix resolver over ``records`` (default: the whole snapshot).
 
     Returns ``{"findings": {name: sorted primary ids}, "fixes": {name: version or None}}``; a fix is
     None where pip-audit finds no version that fixes every advisory."""
@@ -154,7 +155,7 @@ def pip_audit_report(pins: dict[str, str], matcher: Matcher) -> dict[str, Any]:
     from pip_audit._fix import ResolvedFixVersion, resolve_fix_versions
     from pip_audit._service.interface import ResolvedDependency
 
-    service = pip_audit_service(matcher)
+    service = pip_audit_service(matcher, records)
     results = {}
     findings: dict[str, list[str]] = {}
     for name, version in pins.items():

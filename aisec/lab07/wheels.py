@@ -85,27 +85,44 @@ def tamper_wheel(path: Path) -> None:
     build_wheel(Path(path).parent, name, version, code + "import os  # payload: runs at import\n")
 
 
-def pip_dry_run(jobs: list[tuple[str, Path]], work: Path) -> list[subprocess.CompletedProcess[str]]:
-    """Run the real pip on each (requirements text, wheel folder) job, concurrently:
-    ``install --require-hashes --no-index --find-links <folder> --dry-run --report <file>``.
+# Runs pip's own command-line entry point once per job inside ONE fresh interpreter: pip's start-up
+# (a second or two on a busy machine) is paid once, and the notebook's kernel never imports pip.
+_DRIVER = """
+import contextlib, io, json, sys
+from pip._internal.cli.main import main
+for job in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err):
+        code = main(job["argv"])
+    with open(job["log"], "w", encoding="utf-8") as fh:
+        json.dump({"returncode": code, "stderr": err.getvalue()}, fh)
+"""
 
-    pip resolves, fetches the wheels from the folder and checks every hash exactly as a real install
-    does, then stops before writing into the environment (``--dry-run``), which keeps the course's venv
-    untouched. Each result's ``report`` attribute is pip's JSON install report (or None on failure)."""
+
+def pip_dry_run(jobs: list[tuple[str, Path]], work: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Run the real pip on each (requirements text, wheel folder) job:
+    ``pip install --require-hashes --no-index --find-links <folder> --dry-run --report <file> -r <file>``.
+
+    pip resolves, reads the wheels from the folder and checks every hash exactly as a real install does,
+    then stops before writing into the environment (``--dry-run``), which keeps the course's venv
+    untouched. Each result's ``report`` attribute is pip's JSON install report (None when pip failed)."""
     import json
 
-    procs = []
+    specs = []
     for i, (requirements, wheel_dir) in enumerate(jobs):
-        req, report = Path(work) / f"requirements-{i}.txt", Path(work) / f"report-{i}.json"
+        req, report, log = (Path(work) / f"pip-{i}{ext}" for ext in ("-requirements.txt", "-report.json", "-log.json"))
         req.write_text(requirements, encoding="utf-8")
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-cache-dir",
-               "--require-hashes", "--no-index", "--find-links", str(wheel_dir), "--dry-run", "--ignore-installed",
-               "--report", str(report), "-r", str(req)]
-        procs.append((subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), cmd, report))
+        report.unlink(missing_ok=True)
+        argv = ["install", "--quiet", "--no-color", "--disable-pip-version-check", "--no-cache-dir", "--require-hashes",
+                "--no-index", "--find-links", str(wheel_dir), "--dry-run", "--ignore-installed", "--report", str(report),
+                "-r", str(req)]
+        specs.append({"argv": argv, "log": str(log), "report": str(report)})
+    subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(specs)], check=True, capture_output=True, timeout=300)
     results = []
-    for proc, cmd, report in procs:
-        out, err = proc.communicate(timeout=120)
-        done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-        done.report = json.loads(report.read_text()) if proc.returncode == 0 and report.exists() else None  # type: ignore[attr-defined]
+    for spec in specs:
+        log = json.loads(Path(spec["log"]).read_text(encoding="utf-8"))
+        done = subprocess.CompletedProcess(["pip", *spec["argv"]], log["returncode"], "", log["stderr"])
+        report = Path(spec["report"])
+        done.report = json.loads(report.read_text()) if log["returncode"] == 0 and report.exists() else None  # type: ignore[attr-defined]
         results.append(done)
     return results
