@@ -145,3 +145,55 @@ def test_keys_are_seeded() -> None:
     assert signing.key_pair(1) == signing.key_pair(1) and signing.key_pair(1) != signing.key_pair(2)
     with pytest.raises(ValueError):
         signing.tamper(Path("."), Path("x"), "unknown", 0)
+
+
+def _fails(question: str, answer: object) -> bool:
+    from aisec.lab07.checks_supply import CHECKS
+
+    failed = False
+    for chk in CHECKS[question]:
+        try:
+            chk.run(answer)
+        except AssertionError:
+            failed = True
+    return failed
+
+
+def test_visible_checks_refuse_plausible_wrong_answers() -> None:
+    # a matcher that trusts the enumerated versions only misses 2.5.1+cpu
+    def listed_only(record: dict, name: str, version: str) -> bool:
+        return any(canonicalize_name(a["package"]["name"]) == canonicalize_name(name) and version in a.get("versions", [])
+                   for a in record["affected"])
+
+    assert _fails("q1", (listed_only, lambda text, records: {}))
+    # "upgrade to the latest fix of the whole snapshot" is not minimal on an older feed
+    latest = {"torch": "2.6.0", "transformers": "4.49.0", "onnx": "1.16.2", "mlflow": "3.1.0"}
+    assert _fails("q2", lambda pins, records: {k: v for k, v in latest.items() if k in pins})
+
+    # flagging every added component as a suspect
+    def paranoid(old: dict, new: dict) -> dict:
+        names = {c["name"] for c in old["components"]}
+        added = [c for c in new["components"] if c["name"] not in names]
+        return {"added": sorted(c["purl"] for c in added), "removed": [], "changed": [],
+                "suspects": sorted(c["name"] for c in added)}
+
+    assert _fails("q3", paranoid)
+    # hashing the wheel's file name instead of its bytes
+    assert _fails("q4", lambda folder: "".join(
+        f"{p.name.split('-')[0]}=={p.name.split('-')[1]} --hash=sha256:{hashlib.sha256(p.name.encode()).hexdigest()}\n"
+        for p in sorted(Path(folder).glob("*.whl"))))
+
+    # a triage that trusts the library's manifest and never checks the signature
+    def no_signature_check(folder: Path, bundle: Path, public_pem: bytes) -> dict:
+        import base64
+
+        statement = json.loads(base64.b64decode(json.loads(Path(bundle).read_text())["dsseEnvelope"]["payload"]))
+        signed = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
+        disk = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(folder).iterdir()}
+        modified = sorted(n for n in signed if n in disk and disk[n] != signed[n])
+        rep = {"signature_valid": True, "modified": modified, "swapped": [], "added": sorted(set(disk) - set(signed)),
+               "removed": sorted(set(signed) - set(disk))}
+        rep["verdict"] = "reject" if modified or rep["added"] or rep["removed"] else "accept"
+        return rep
+
+    assert _fails("q5", no_signature_check)
