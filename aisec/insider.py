@@ -387,3 +387,260 @@ def pickle_corpus(folder: str | Path, seed: int = 0, copies: int = 2) -> list[Co
             fh.write(data)
         out.append(CorpusFile(path, malicious, family))
     return out
+
+
+# ------------------------------------------------------- model files as they are
+
+#: The team's scikit-learn model zoo: what the registry holds, fitted by :func:`sklearn_model`.
+SKLEARN_ZOO: tuple[str, ...] = (
+    "LogisticRegression",
+    "DecisionTreeClassifier",
+    "RandomForestClassifier",
+    "GaussianNB",
+    "KMeans",
+    "StandardScaler+LogisticRegression",
+)
+
+#: Column kinds of the team's pandas frames (:func:`pandas_frame`).
+FRAME_COLUMNS: tuple[str, ...] = ("int", "float", "str", "datetime", "category", "bool")
+
+#: Families of :func:`model_file_corpus`. Benign files are written by the frameworks themselves.
+MODEL_FILE_BENIGN: tuple[str, ...] = (
+    "torch-state-dict",
+    "torch-checkpoint",
+    "sklearn-estimator",
+    "numpy-object-npy",
+    "numpy-plain-npy",
+    "pandas-frame",
+)
+MODEL_FILE_MALICIOUS: tuple[str, ...] = (
+    "torch-zip-payload",
+    "npy-object-payload",
+    "pandas-attrs-payload",
+    "sklearn-attr-payload",
+    "reduce-payload",
+    "getattr-chain",
+    "numpy-runstring",
+    "raw-opcodes",
+)
+
+#: Callables a ``__reduce__`` payload of :func:`model_file_corpus` may use.
+PAYLOAD_CALLS: tuple[str, ...] = ("exec", "eval", "system", "subprocess", "runpy")
+
+
+def sklearn_model(name: str, seed: int = 0) -> object:
+    """A small fitted scikit-learn model of :data:`SKLEARN_ZOO` (seeded, on random data)."""
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(40, int(rng.integers(3, 7))))
+    y = (x[:, 0] + 0.5 * rng.normal(size=40) > 0).astype(np.int64)
+    makers = {
+        "LogisticRegression": lambda: LogisticRegression(C=float(rng.uniform(0.1, 2.0))),
+        "DecisionTreeClassifier": lambda: DecisionTreeClassifier(max_depth=int(rng.integers(2, 5)), random_state=seed),
+        "RandomForestClassifier": lambda: RandomForestClassifier(n_estimators=3, max_depth=3, random_state=seed),
+        "GaussianNB": GaussianNB,
+        "KMeans": lambda: KMeans(n_clusters=2, n_init=1, random_state=seed),
+        "StandardScaler+LogisticRegression": lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+    }
+    if name not in makers:
+        raise ValueError(f"unknown scikit-learn model {name!r}; the zoo is {SKLEARN_ZOO}")
+    model = makers[name]()
+    model.fit(x, y)
+    return model
+
+
+def pandas_frame(seed: int = 0, columns: tuple[str, ...] = FRAME_COLUMNS) -> pd.DataFrame:
+    """A small seeded frame with one column per kind in ``columns`` (see :data:`FRAME_COLUMNS`)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 9))
+    makers = {
+        "int": lambda: rng.integers(0, 100, size=n),
+        "float": lambda: rng.normal(size=n),
+        "str": lambda: [f"id-{int(v)}" for v in rng.integers(0, 999, size=n)],
+        "datetime": lambda: pd.date_range("2026-03-02", periods=n, freq="D"),
+        "category": lambda: pd.Categorical(rng.choice(["a", "b", "c"], size=n)),
+        "bool": lambda: rng.random(n) < 0.5,
+    }
+    unknown = set(columns) - set(makers)
+    if unknown:
+        raise ValueError(f"unknown column kinds {sorted(unknown)}; known: {FRAME_COLUMNS}")
+    return pd.DataFrame({f"{kind}_col": makers[kind]() for kind in columns})
+
+
+class _Payload:
+    """An object whose pickle calls ``call`` on load; every call only creates ``marker``."""
+
+    def __init__(self, call: str, marker: Path) -> None:
+        self.call = call
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        import os
+        import runpy
+        import subprocess
+
+        code = _marker_code(self.marker)
+        if self.call == "exec":
+            return (exec, (code,))
+        if self.call == "eval":
+            return (eval, (code,))
+        if self.call == "system":
+            return (os.system, (f"touch {str(self.marker)!r}",))
+        if self.call == "subprocess":
+            return (subprocess.call, (("touch", str(self.marker)),))
+        if self.call == "runpy":
+            return (runpy._run_code, (code, {}))  # runs code without naming exec or eval
+        raise ValueError(f"unknown payload call {self.call!r}")
+
+
+def _getattr_chain(marker: Path, rng: np.random.Generator) -> bytes:
+    """``getattr(__import__(module), name)(argument)``: the dangerous callable is never named by a
+    GLOBAL, only ``builtins.getattr`` and ``builtins.__import__`` are (protocol 2)."""
+    if rng.integers(0, 2):
+        module, name, argument = "os", "system", f"touch {str(marker)!r}"
+    else:
+        module, name, argument = "builtins", "exec", _marker_code(marker)
+
+    def text(s: str) -> bytes:
+        return b"X" + len(s.encode()).to_bytes(4, "little") + s.encode()
+
+    body = b"\x80\x02cbuiltins\ngetattr\n(cbuiltins\n__import__\n(" + text(module) + b"tR" + text(name) + b"tR"
+    return body + b"(" + text(argument) + b"tR."
+
+
+def _runstring(marker: Path, rng: np.random.Generator) -> bytes:
+    """numpy's own test helper ``numpy.testing._private.utils.runstring(code, {})`` runs code:
+    a bypass for any scanner that trusts a whole framework by module prefix."""
+    code = _marker_code(marker)
+    module, name = "numpy.testing._private.utils", "runstring"
+    if rng.integers(0, 2):
+        return b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n(X" + len(code.encode()).to_bytes(4, "little") + code.encode() + b"}tR."
+    return b"\x80\x04" + _op_str(module) + b"\x94" + _op_str(name) + b"\x94\x93\x94(" + _op_str(code) + b"}tR."
+
+
+def _torch_module(rng: np.random.Generator, seed: int) -> object:
+    import torch
+
+    torch.manual_seed(seed)
+    if rng.integers(0, 2):
+        widths = [int(rng.integers(4, 12)) for _ in range(int(rng.integers(1, 3)))]
+        layers: list[torch.nn.Module] = []
+        width = 8
+        for w in widths:
+            layers += [torch.nn.Linear(width, w), torch.nn.ReLU()]
+            width = w
+        model: torch.nn.Module = torch.nn.Sequential(*layers, torch.nn.Linear(width, 3))
+    else:  # batch norm adds an int64 buffer (num_batches_tracked)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(3))
+        model(torch.zeros(2, 1, 6, 6))
+    dtype = [torch.float32, torch.float16, torch.bfloat16, torch.float64][int(rng.integers(0, 4))]
+    return model.to(dtype)
+
+
+def _torch_checkpoint(rng: np.random.Generator, seed: int) -> dict[str, object]:
+    import torch
+
+    model = _torch_module(rng, seed).float()
+    kind = int(rng.integers(0, 3))
+    params = list(model.parameters())
+    optimizer = (torch.optim.SGD(params, lr=0.1, momentum=0.9), torch.optim.Adam(params), torch.optim.AdamW(params))[kind]
+    inputs = torch.zeros(2, 1, 6, 6) if isinstance(model[0], torch.nn.Conv2d) else torch.zeros(2, 8)
+    model(inputs).sum().backward()
+    optimizer.step()
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": int(rng.integers(1, 50)),
+            "best_accuracy": float(rng.uniform(0.7, 0.99)), "config": {"lr": 0.1, "tags": ["v2"]}}
+
+
+def _object_array(rng: np.random.Generator) -> np.ndarray:
+    items: list[object] = [{"label": int(rng.integers(10)), "score": float(rng.random())}, f"note-{int(rng.integers(100))}",
+                           [1, 2, 3], None]
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _write_model_file(path: Path, family: str, rng: np.random.Generator, seed: int, marker: Path) -> Path:
+    """Write one file of ``family`` at ``path`` (the suffix may change with the format)."""
+    import torch
+
+    payload = _Payload(str(rng.choice(PAYLOAD_CALLS)), marker)
+    if family in ("torch-state-dict", "torch-checkpoint", "torch-zip-payload"):
+        path = path.with_suffix(".pt")
+        if family == "torch-state-dict":
+            obj: object = _torch_module(rng, seed).state_dict()
+        else:
+            obj = _torch_checkpoint(rng, seed)
+            if family == "torch-zip-payload":
+                obj["config"] = payload  # type: ignore[index]
+        torch.save(obj, path)
+    elif family in ("numpy-object-npy", "numpy-plain-npy", "npy-object-payload"):
+        path = path.with_suffix(".npy")
+        if family == "numpy-plain-npy":
+            array = rng.normal(size=(int(rng.integers(2, 6)), 4)).astype(np.float32)
+        else:
+            array = _object_array(rng)
+            if family == "npy-object-payload":
+                array[int(rng.integers(len(array)))] = payload
+        np.save(path, array, allow_pickle=True)
+    elif family in ("pandas-frame", "pandas-attrs-payload"):
+        kinds = tuple(k for k in FRAME_COLUMNS if rng.random() < 0.6) or ("int",)
+        frame = pandas_frame(seed, kinds)
+        if family == "pandas-attrs-payload":
+            frame.attrs["provenance"] = payload
+        path = path.with_suffix(".pkl")
+        frame.to_pickle(path)
+    elif family in ("sklearn-estimator", "sklearn-attr-payload"):
+        model = sklearn_model(str(rng.choice(SKLEARN_ZOO)), seed)
+        if family == "sklearn-attr-payload":
+            model.calibration_ = payload  # type: ignore[attr-defined]
+        path = path.with_suffix(".pkl")
+        path.write_bytes(pickle.dumps(model, protocol=int(rng.choice([2, 4, 5]))))
+    else:
+        path = path.with_suffix(".pkl")
+        if family == "reduce-payload":
+            data = pickle.dumps(payload, protocol=int(rng.integers(0, 6)))
+        elif family == "getattr-chain":
+            data = _getattr_chain(marker, rng)
+        elif family == "numpy-runstring":
+            data = _runstring(marker, rng)
+        elif family == "raw-opcodes":
+            data = _malicious_bytes(str(rng.choice(MALICIOUS_FAMILIES)), marker, rng)
+        else:
+            raise ValueError(f"unknown model-file family {family!r}")
+        path.write_bytes(data)
+    return path
+
+
+def model_file_corpus(folder: str | Path, seed: int = 0, copies: int = 2) -> list[CorpusFile]:
+    """Write a seeded corpus of *real* model files into ``folder``: benign ones written by the
+    frameworks themselves (``torch.save`` zip checkpoints, pickled scikit-learn models of
+    :data:`SKLEARN_ZOO`, ``numpy.save`` of object and plain arrays, ``DataFrame.to_pickle``) and
+    malicious ones (``__reduce__`` payloads of :data:`PAYLOAD_CALLS` with any protocol, nested
+    inside a torch checkpoint, an object array, a frame's ``attrs`` or a fitted estimator;
+    ``getattr`` chains; numpy's ``runstring``; the hand-assembled opcodes of :func:`pickle_corpus`).
+
+    ``folder`` must be an existing directory you own. Every malicious payload, if loaded, only
+    creates a marker file inside ``folder``; the generator never loads anything. Files are named
+    ``file_NNN`` plus the framework's usual suffix (``.pt``, ``.npy``, ``.pkl``), in shuffled order.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"model_file_corpus() writes into an existing folder only, {root} is not one")
+    rng = np.random.default_rng(seed)
+    plan = [(family, False) for family in MODEL_FILE_BENIGN for _ in range(copies)]
+    plan += [(family, True) for family in MODEL_FILE_MALICIOUS for _ in range(copies)]
+    order = rng.permutation(len(plan))
+    out: list[CorpusFile] = []
+    for i, j in enumerate(order):
+        family, malicious = plan[int(j)]
+        marker = root / f"marker-{int(rng.integers(10**6)):06d}.txt"
+        path = _write_model_file(root / f"file_{i:03d}", family, rng, seed * 1000 + i, marker)
+        out.append(CorpusFile(path, malicious, family))
+    return out

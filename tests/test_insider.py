@@ -15,13 +15,20 @@ import pytest
 
 from aisec.insider import (
     BENIGN_FAMILIES,
+    FRAME_COLUMNS,
     MALICIOUS_FAMILIES,
+    MODEL_FILE_BENIGN,
+    MODEL_FILE_MALICIOUS,
     SENSITIVITY_LEVELS,
+    SKLEARN_ZOO,
     audit_log,
     duties,
+    model_file_corpus,
+    pandas_frame,
     pickle_corpus,
     resources,
     score_alerts,
+    sklearn_model,
 )
 
 
@@ -127,3 +134,85 @@ def test_corpus_files_parse_and_payloads_only_touch_the_temporary_folder(seed: i
             else:
                 assert not created, f"benign {f.family} created {created}"
         assert sorted(p.name for p in root.iterdir()) == sorted(f.path.name for f in corpus)
+
+
+# ------------------------------------------------------------- real model files
+
+
+def test_model_file_corpus_is_seeded_written_only_into_the_folder_and_varies_with_the_seed() -> None:
+    with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b, tempfile.TemporaryDirectory() as c:
+        first = model_file_corpus(a, seed=3)
+        second = model_file_corpus(b, seed=3)
+        other = model_file_corpus(c, seed=4)
+        assert sorted(os.listdir(a)) == sorted(f.path.name for f in first)
+        assert len(first) == 2 * (len(MODEL_FILE_BENIGN) + len(MODEL_FILE_MALICIOUS))
+        assert [(f.family, f.path.name) for f in first] == [(f.family, f.path.name) for f in second]
+        assert [f.path.read_bytes() for f in first if f.family == "numpy-plain-npy"] == [
+            f.path.read_bytes() for f in second if f.family == "numpy-plain-npy"]
+        assert [f.family for f in first] != [f.family for f in other]
+        assert {f.path.suffix for f in first} == {".pt", ".npy", ".pkl"}
+
+
+def test_model_file_corpus_refuses_a_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        model_file_corpus(tmp_path / "does-not-exist", seed=0)
+
+
+def _load_model_file(path: Path) -> object:
+    """Load a corpus file with its framework's own (unsafe) loader, as a victim would."""
+    import torch
+
+    if path.suffix == ".pt":
+        return torch.load(path, weights_only=False)
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=True)
+    return pd.read_pickle(path)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_model_files_are_real_and_payloads_only_touch_the_temporary_folder(seed: int) -> None:
+    """Benign files load with their framework and without side effects (torch files even under
+    weights_only=True); every malicious file creates exactly one marker in the folder when loaded, and
+    torch's weights_only loader refuses the malicious checkpoints."""
+    import pickle as _pickle
+
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        corpus = model_file_corpus(root, seed=seed)
+        assert {f.family for f in corpus} == set(MODEL_FILE_BENIGN) | set(MODEL_FILE_MALICIOUS)
+        for f in corpus:
+            if f.path.suffix == ".pt":
+                if f.malicious:
+                    with pytest.raises(_pickle.UnpicklingError):
+                        torch.load(f.path, weights_only=True)
+                else:
+                    assert isinstance(torch.load(f.path, weights_only=True), dict)
+            before = set(root.iterdir())
+            _load_model_file(f.path)
+            created = set(root.iterdir()) - before
+            if f.malicious:
+                assert len(created) == 1, f"{f.family}: expected one marker, got {created}"
+                marker = created.pop()
+                assert marker.parent == root and marker.name.startswith("marker-")
+                marker.unlink()
+            else:
+                assert not created, f"benign {f.family} created {created}"
+        assert sorted(p.name for p in root.iterdir()) == sorted(f.path.name for f in corpus)
+
+
+def test_sklearn_zoo_and_frames_are_seeded_and_validated() -> None:
+    for name in SKLEARN_ZOO:
+        model = sklearn_model(name, seed=2)
+        again = sklearn_model(name, seed=2)
+        x = np.random.default_rng(0).normal(size=(5, model.n_features_in_))
+        assert np.array_equal(model.predict(x), again.predict(x)), name
+    with pytest.raises(ValueError):
+        sklearn_model("SVC", seed=0)
+    frame = pandas_frame(seed=1)
+    assert list(frame.columns) == [f"{kind}_col" for kind in FRAME_COLUMNS]
+    pd.testing.assert_frame_equal(frame, pandas_frame(seed=1))
+    assert list(pandas_frame(seed=1, columns=("int", "bool")).columns) == ["int_col", "bool_col"]
+    with pytest.raises(ValueError):
+        pandas_frame(seed=0, columns=("complex",))

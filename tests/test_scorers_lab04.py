@@ -123,3 +123,78 @@ def test_alert_scorers_refuse_malformed_alerts(log) -> None:
                 {"alerts": [[1, 3]]}, {"alerts": [["u001", 3]] * 20_001}, {"alerts": [["x" * 100, 3]]}):
         with pytest.raises(Malformed):
             SCORERS["lab04.alert_recall"](reference, bad)
+
+
+# ------------------------------------------------------------- trigger localisation
+
+TRUTH = [{"poisoned": True, "target": 6, "trigger": [0, 1, 8, 9]},
+         {"poisoned": True, "target": 2, "trigger": [6, 7, 14, 15]},
+         {"poisoned": False, "target": None, "trigger": []}]
+
+
+def found(*cases: tuple[bool, int | None, list[int]]) -> dict:
+    return {"found": [{"poisoned": p, "target": t, "pixels": px} for p, t, px in cases]}
+
+
+def test_trigger_located_needs_the_verdict_the_target_and_half_the_trigger() -> None:
+    reference = {"truth": TRUTH, **found((True, 6, [0, 1, 8, 9]), (True, 2, [6, 7, 14, 15]), (False, None, []))}
+    score = SCORERS["lab04.trigger_located"]
+    assert score(reference, found((True, 6, [0, 1, 8, 9]), (True, 2, [6, 7, 14, 15]), (False, None, []))) == 1.0
+    assert score(reference, found((True, 6, [0, 1, 40, 41]), (True, 2, [7, 14, 30]), (True, 3, [1]))) == 1.0
+    assert score(reference, found((True, 5, [0, 1, 8, 9]), (False, None, []), (False, None, []))) == 0.0
+    assert score(reference, found((True, 6, [0, 30, 31, 32]), (True, 2, list(range(6, 16))), (False, None, []))) == 0.0
+    assert score(reference, found((True, 6, [0, 1, 50]), (True, 2, [7, 30]), (False, None, []))) == 0.5
+    assert score(reference, found((False, 6, [0, 1, 8, 9]), (True, 2, [6, 7, 14, 15]), (False, None, []))) == 0.5
+
+
+def test_clean_false_alarms_count_clean_models_called_poisoned() -> None:
+    reference = {"truth": TRUTH, "found": []}
+    alarms = SCORERS["lab04.clean_false_alarms"]
+    assert alarms(reference, found((True, 6, []), (True, 2, []), (False, None, []))) == 0.0
+    assert alarms(reference, found((False, None, []), (False, None, []), (True, 4, [0, 1]))) == 1.0
+
+
+def test_trigger_truth_comes_from_the_reference() -> None:
+    reference = {"truth": TRUTH, "found": []}
+    forged = {"truth": [{"poisoned": False, "target": None, "trigger": []}] * 3,
+              **found((False, None, []), (False, None, []), (False, None, []))}
+    assert SCORERS["lab04.trigger_located"](reference, forged) == 0.0
+    for bad_reference in (None, {"truth": []}, {"truth": [{"poisoned": 1, "trigger": []}]}):
+        with pytest.raises(Malformed):
+            SCORERS["lab04.trigger_located"](bad_reference, forged)
+
+
+def test_trigger_scorers_refuse_malformed_findings() -> None:
+    reference = {"truth": TRUTH, "found": []}
+    good = (True, 6, [0, 1])
+    for bad in (None, {"found": "x"}, found(good, good), found(good, good, good, good),
+                found(good, good, (1, None, [])), found(good, good, (False, 2.0, [])),
+                found(good, good, (False, None, [64])), found(good, good, (False, None, [-1])),
+                found(good, good, (False, None, [1.0])), found(good, good, (False, None, "0,1")),
+                found(good, good, (False, None, list(range(64)) * 2))):
+        for name in ("lab04.trigger_located", "lab04.clean_false_alarms"):
+            with pytest.raises(Malformed):
+                SCORERS[name](reference, bad)
+
+
+def test_every_lab04_scorer_is_registered_and_documented() -> None:
+    from aisec.grading.scorers import lab04
+
+    assert set(lab04.SCORERS) <= set(SCORERS)
+    assert all(fn.__doc__ for fn in lab04.SCORERS.values())
+
+
+def test_every_hidden_record_has_an_authored_hint_without_values() -> None:
+    import re
+    from pathlib import Path
+
+    import nbformat
+
+    from aisec.checks.lab04 import HIDDEN_HINTS
+
+    source = Path(__file__).resolve().parents[1] / "solutions" / "lab04_insider" / "lab04_insider.ipynb"
+    hidden = "".join(part.split("### END HIDDEN TESTS")[0] for cell in nbformat.read(source, as_version=4).cells
+                     for part in cell.source.split("### BEGIN HIDDEN TESTS")[1:])
+    keys = set(re.findall(r"""record\(\s*["']([\w.]+)""", hidden))
+    assert keys == set(HIDDEN_HINTS)
+    assert all(hint and not re.search(r"\d\.\d|\d{2,}", hint) for hint in HIDDEN_HINTS.values()), "hints name properties, not values"

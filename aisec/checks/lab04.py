@@ -292,6 +292,46 @@ def _q12(answer: Any) -> None:
         raise AssertionError("a tampered blob decrypted without error: authenticated encryption must reject it")
 
 
+# ---------------------------------------------------------------- q13 real model files
+
+
+def _q13(answer: Any) -> None:
+    from aisec.insider import model_file_corpus
+
+    with tempfile.TemporaryDirectory() as folder:
+        rows = [(answer(f.path), f.malicious, f.family) for f in model_file_corpus(folder, seed=0)]
+    expect_type(rows[0][0], bool, "scan_model_file(path)")
+    wrong = sorted({fam for v, m, fam in rows if v and not m})
+    missed = sorted({fam for v, m, fam in rows if m and not v})
+    assert not wrong, f"benign files written by the frameworks flagged: {wrong}"
+    assert not missed, f"malicious files missed: {missed}"
+
+
+def _q13_garbage(answer: Any) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "broken.pt"
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+        assert answer(path) is True, "a file that cannot be parsed must be flagged unsafe"
+
+
+# ---------------------------------------------------------------- q14 attributions
+
+
+def _q14(answer: Any) -> None:
+    find, backdoored, clean, inputs = answer
+    found = find(backdoored, inputs)
+    expect_type(found, dict, "find_trigger(...)")
+    assert {"poisoned", "target", "pixels"} <= set(found), f"expected the keys poisoned, target, pixels, got {sorted(found)}"
+    assert found["poisoned"] is True, "the lab's backdoored model should be called poisoned"
+    assert found["target"] == 0, f"the backdoor's target class is 0, you found {found['target']}"
+    pixels = [int(p) for p in found["pixels"]]
+    assert len(pixels) <= 8, f"return at most 2k = 8 pixels, got {len(pixels)}"
+    hits = len(set(pixels) & {54, 55, 62, 63})
+    assert hits >= 2, f"only {hits} of the 4 trigger pixels among the pixels you located"
+    verdict = find(clean, inputs)
+    assert verdict["poisoned"] is False, "the clean model ignores the stamp: it should be called clean"
+
+
 CHECKS = {
     "q1": [
         Check("stamp_trigger sets exactly the trigger pixels, on a copy", _q1_stamp),
@@ -315,4 +355,64 @@ CHECKS = {
     "q10": [Check("detector: insider within 10 days, <= 30 false positives, recall >= 0.3", _q10)],
     "q11": [Check("least-privilege decisions on probe events and the log", _q11)],
     "q12": [Check("AES-GCM round trip, fresh nonce, tampering detected", _q12)],
+    "q13": [Check("real model files: every malicious file flagged, no benign torch/sklearn/numpy/pandas file", _q13),
+            Check("a file that cannot be parsed is unsafe", _q13_garbage)],
+    "q14": [Check("attributions locate the lab's trigger and target, and call the clean model clean", _q14)],
+}
+
+
+#: An authored hint for every hidden record of the lab (by key): the property it tests, never a value.
+#: Hidden tests run the same functions on another seed: another split, corpus, log, key or table.
+HIDDEN_HINTS: dict[str, str] = {
+    "q1_poison_test.idx": "the poisoned indices chosen exactly as specified, for another split, target and rate",
+    "q1_poison_test.labels_changed": "only the chosen samples are relabelled",
+    "q1_poison_test.pixels_changed": "only the trigger pixels change",
+    "q1_poison_test.x_sum": "the poisoned images as a whole",
+    "q1_poison_test.untouched_input": "the input arrays are not modified",
+    "q2_asr_test.asr": "the attack success rate of a backdoored model trained on another split",
+    "q2_asr_test.is_float": "a Python float",
+    "q2_asr_test.asr_clean_model": "the attack success rate of a clean model trained on another split",
+    "q2_asr_test.asr_high": "your poisoning plants a backdoor the grader's own trigger test confirms",
+    "q2_asr_test.accuracy_drop": "your poisoned model keeps the clean model's test accuracy",
+    "q3_detect_test.is_bool_array": "one bool per training sample, as a numpy array",
+    "q3_detect_test.recall": "most poisoned samples of another poisoned training set are flagged",
+    "q3_detect_test.precision": "most flagged samples of another poisoned training set are poisoned",
+    "q4_payload_test.is_bytes": "bytes",
+    "q4_payload_test.marker": "loading writes the text into another marker path, which did not exist before",
+    "q4_payload_test.only_marker": "nothing but the marker is created",
+    "q5_imports_test.types": "a list of str per file",
+    "q5_imports_test.corpus": "the imports of every file of another corpus, in order, without duplicates",
+    "q5_imports_test.memo": "imports whose strings come back from the memo",
+    "q6_denylist_test.types": "one bool per file",
+    "q6_denylist_test.verdicts": "the deny-list verdicts on another corpus",
+    "q7_allowlist_test.types": "one bool per file",
+    "q7_allowlist_test.verdicts": "the allow-list verdicts on another corpus",
+    "q7_allowlist_test.all_malicious_flagged": "every malicious file of another corpus flagged",
+    "q7_allowlist_test.no_benign_flagged": "no benign file of another corpus flagged",
+    "q7_allowlist_test.garbage": "bytes that are not a pickle are unsafe",
+    "q8_sign_test.signature": "the signature of another file with another key",
+    "q8_sign_test.types": "bools, never an exception",
+    "q8_sign_test.verdicts": "genuine file accepted; wrong key and tampered file rejected",
+    "q9_rules_test.is_bool_array": "one bool per event, as a numpy array",
+    "q9_rules_test.precision": "the grader's precision of your flags on another audit log",
+    "q9_rules_test.recall": "the grader's recall of your flags on another audit log",
+    "q10_detect_test.has_columns": "a DataFrame with columns user and day",
+    "q10_detect_test.days_to_detection": "the insider of another audit log alerted on soon after the exfiltration starts",
+    "q10_detect_test.false_positives": "few innocent user-days alerted on another audit log",
+    "q10_detect_test.recall": "enough exfiltration user-days of another audit log alerted",
+    "q11_authorize_test.is_bool_array": "one bool per event, as a numpy array",
+    "q11_authorize_test.denied_rows": "exactly the events least privilege denies in another audit log",
+    "q11_authorize_test.denied_without_analyst": "a role without any duty is denied everything",
+    "q12_encrypt_test.is_bytes": "bytes",
+    "q12_encrypt_test.overhead": "a nonce and a tag, nothing more, around the CSV",
+    "q12_encrypt_test.fresh_nonce": "a fresh nonce on every call",
+    "q12_encrypt_test.round_trip": "another table decrypts to itself",
+    "q12_encrypt_test.tamper": "a flipped byte and a wrong associated data both raise InvalidTag",
+    "q13_model_files_test.types": "one bool per file",
+    "q13_model_files_test.malicious_flagged": "every malicious file of another corpus of real model files flagged",
+    "q13_model_files_test.benign_flagged": "no benign torch, scikit-learn, numpy or pandas file of another corpus flagged",
+    "q13_model_files_test.truncated_zip": "a truncated torch checkpoint is unsafe",
+    "q14_saliency_test.types": "a bool verdict and an int or None target",
+    "q14_saliency_test.backdoors_located": "backdoors with other triggers and targets found: verdict, target and trigger pixels",
+    "q14_saliency_test.clean_false_alarms": "clean models shown stamped inputs are called clean",
 }

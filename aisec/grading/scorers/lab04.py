@@ -215,6 +215,56 @@ def alert_recall(reference: Any, student: Any) -> float:
     return float(_alert_score(reference, student).recall)
 
 
+# ------------------------------------------------------------------ trigger localisation
+
+
+def _trigger_cases(reference: Any, student: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The reference's truth per model and the student's findings, checked for shape."""
+    ref = _ref_dict(reference, "truth")
+    truth = ref["truth"]
+    if not isinstance(truth, list) or not truth or not all(
+        isinstance(t, dict) and type(t.get("poisoned")) is bool and isinstance(t.get("trigger"), list) for t in truth
+    ):
+        raise Malformed("the reference records no truth per model (an authoring error: tell your instructor)")
+    if not isinstance(student, dict) or not isinstance(student.get("found"), list):
+        raise Malformed("should be a dict with a list 'found', one finding per model")
+    found = student["found"]
+    if len(found) != len(truth):
+        raise Malformed("has a different number of models than the lab's hidden inputs")
+    for f in found:
+        if not isinstance(f, dict) or type(f.get("poisoned")) is not bool:
+            raise Malformed("each finding needs a bool 'poisoned'")
+        if f.get("target") is not None and type(f.get("target")) is not int:
+            raise Malformed("each finding's 'target' should be an int or None")
+        pixels = f.get("pixels")
+        if not isinstance(pixels, list) or len(pixels) > 64 or not all(type(p) is int and 0 <= p < 64 for p in pixels):
+            raise Malformed("each finding's 'pixels' should be a list of pixel indices (0 to 63)")
+    return list(zip(truth, found))
+
+
+def trigger_located(reference: Any, student: Any) -> float:
+    """Reference ``{"truth": [{"poisoned": bool, "target": int or None, "trigger": [pixels]}, ...]}``;
+    student ``{"found": [{"poisoned": bool, "target": int or None, "pixels": [pixels]}, ...]}``, one
+    finding per hidden model. Of the backdoored models, the fraction called poisoned with the right
+    target and at least half of the trigger's pixels among at most twice as many located pixels."""
+    cases = [(t, f) for t, f in _trigger_cases(reference, student) if t["poisoned"]]
+    if not cases:
+        raise Malformed("the reference has no backdoored model (an authoring error: tell your instructor)")
+    located = 0
+    for truth, found in cases:
+        trigger, pixels = set(truth["trigger"]), set(found["pixels"])
+        located += bool(
+            found["poisoned"] and found["target"] == truth["target"] and len(pixels) <= 2 * len(trigger)
+            and 2 * len(trigger & pixels) >= len(trigger)
+        )
+    return located / len(cases)
+
+
+def clean_false_alarms(reference: Any, student: Any) -> float:
+    """As :func:`trigger_located`: how many clean models the student calls poisoned."""
+    return float(sum(f["poisoned"] for t, f in _trigger_cases(reference, student) if not t["poisoned"]))
+
+
 SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab04.backdoor_success": backdoor_success,
     "lab04.accuracy_drop": accuracy_drop,
@@ -223,4 +273,6 @@ SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab04.alert_days_to_detection": alert_days_to_detection,
     "lab04.alert_false_positives": alert_false_positives,
     "lab04.alert_recall": alert_recall,
+    "lab04.trigger_located": trigger_located,
+    "lab04.clean_false_alarms": clean_false_alarms,
 }
