@@ -247,3 +247,67 @@ def test_metrics_check_catches_success_rate_over_all_inputs(capsys):
 
     out = _failures("lab03.q3", metrics, capsys)
     assert "success_rate" in out and "before" in out
+
+
+def test_check_messages_use_the_right_article_and_number(capsys):
+    from aisec.check import counted, expect_type
+
+    with pytest.raises(AssertionError, match="should be an int, got a float"):
+        expect_type(1.0, int, "k")
+    assert (counted(1, "character"), counted(2, "query", "queries")) == ("1 character", "2 queries")
+
+    def one_edit_always(text, score, budget, homoglyphs=adv.HOMOGLYPHS):
+        return text.replace("e", homoglyphs["e"][0], 1)
+
+    out = _failures("lab03.q5", one_edit_always, capsys)
+    assert "1 character changed with an edit budget of 0" in out
+
+
+# ------------------------------------------------------------------------------ q4 and q6: every stated rule
+
+
+def _untrained(x_pool, query_labels, seed):
+    return nn.Linear(64, 10)  # unseeded initialisation: another surrogate on every call
+
+
+def test_surrogate_check_wants_one_call_and_a_seeded_surrogate(capsys):
+    def per_image(x_pool, query_labels, seed):
+        [query_labels(x_pool[i : i + 1]) for i in range(len(x_pool))]
+        torch.manual_seed(seed)
+        return nn.Linear(64, 10)
+
+    out = _failures("lab03.q4", per_image, capsys)
+    assert "query_labels was called 270 times" in out and "one call" in out
+    out = _failures("lab03.q4", _untrained, capsys)
+    assert "✘ the same seed gives the same surrogate, another seed another" in out and "torch.manual_seed(seed)" in out
+
+
+pgd = _stub  # the notebook's pgd (Q2) as the checks find it by name; they swap in a stand-in
+
+
+def _make_loss(fresh_seed=True, use_attack=True):
+    def make_adversarial_loss(eps, alpha, steps, seed, attack=None):
+        calls = {"n": 0}
+
+        def loss_fn(model, xb, yb):
+            calls["n"] += 1
+            craft = pgd if attack is None or not use_attack else attack
+            x_adv = craft(model, xb, yb, eps, alpha, steps, seed=seed + calls["n"] if fresh_seed else seed)
+            return F.cross_entropy(model(x_adv), yb)
+
+        return loss_fn
+
+    return make_adversarial_loss
+
+
+def test_adversarial_loss_check_passes_without_warnings_and_checks_seeds_and_attack(capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a correct answer's check emits no warning (it once converted a graph tensor)
+        assert "lab03.q6: 3/3 visible checks passed" in _passes("lab03.q6", _make_loss(), capsys)
+    out = _failures("lab03.q6", _make_loss(fresh_seed=False), capsys)
+    assert "✘ a fresh attack seed for every call" in out and "[0, 0, 0]" in out
+    out = _failures("lab03.q6", _make_loss(use_attack=False), capsys)
+    assert "✘ the cross-entropy on the given attack's examples" in out and "not answered yet" in out
+    assert pgd is _stub, "the stand-in for pgd is removed after the check"

@@ -2,20 +2,19 @@
 
 A question that builds on an earlier one (find_secrets on luhn_valid, redact on find_secrets, minimise on
 everything) is checked with *stand-ins* for the earlier functions: small lookups that know the fixture's
-answers, swapped in by name in the notebook for the duration of the check. A bug in an earlier question
+answers, swapped in by name in the notebook for the duration of the check (:func:`aisec.check.stand_ins`). A bug in an earlier question
 then costs points once, where it is; the hidden tests do the same with the reference answers.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 
-from aisec.check import Check, expect_items, expect_type
+from aisec.check import Check, expect_items, expect_type, stand_ins
 from aisec.data import people
 
 QUASI = ["age", "gender", "zip_code"]
@@ -54,28 +53,6 @@ ORDER_FOUND = [
 ]
 #: The Luhn-valid numbers of the examples above, digits only (what the luhn_valid stand-in accepts).
 VALID_CARDS = frozenset({"4539148803436467"})
-
-
-@contextmanager
-def stand_ins(f: Callable[..., Any], **functions: Callable[..., Any]) -> Iterator[None]:
-    """Run ``f`` with ``functions`` in place of the notebook's functions of the same names.
-
-    ``f`` looks up the earlier questions' functions by name in the notebook (its ``__globals__``); the
-    stand-ins answer the check's own fixtures only, so they hold no answer to an earlier question."""
-    namespace = getattr(f, "__globals__", None)
-    if not isinstance(namespace, dict):
-        yield
-        return
-    saved = {name: namespace[name] for name in functions if name in namespace}
-    namespace.update(functions)
-    try:
-        yield
-    finally:
-        for name in functions:
-            if name in saved:
-                namespace[name] = saved[name]
-            else:
-                namespace.pop(name, None)
 
 
 def _luhn_stand_in(number: str) -> bool:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from aisec.adversarial import HOMOGLYPHS, substitutions
-from aisec.check import Check, expect_type
+from aisec.check import Check, counted, expect_type, stand_ins
 
 # ------------------------------------------------------------------------------ fixtures
 
@@ -256,14 +256,16 @@ def _metrics_identity(attack_metrics: Callable[..., Any]) -> None:
 
 
 class _CountingOracle:
-    """A label-only black box around the target that counts the images it was asked about."""
+    """A label-only black box around the target that counts its calls and the images it was asked about."""
 
     def __init__(self, model: nn.Module):
         self.model = model
         self.queries = 0
+        self.calls = 0
 
     def __call__(self, x: Any) -> np.ndarray:
         xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        self.calls += 1
         self.queries += len(xt)
         with torch.no_grad():
             return self.model(xt).argmax(1).numpy()
@@ -284,13 +286,39 @@ def _surrogate_fit(train_surrogate: Callable[..., Any]) -> None:
     if oracle.queries == 0:
         raise AssertionError("the oracle was never queried: label the attacker's pool with query_labels(x_pool)")
     if oracle.queries > len(pool):
-        raise AssertionError(f"{oracle.queries} queries for a pool of {len(pool)} images: query each image once")
+        raise AssertionError(f"{counted(oracle.queries, 'query', 'queries')} for a pool of {len(pool)} images: query "
+                             "each image once")
+    if oracle.calls != 1:
+        raise AssertionError(f"query_labels was called {counted(oracle.calls, 'time')}: label the whole pool with one "
+                             "call, query_labels(x_pool) (each call to a real API costs a round trip and shows up "
+                             "in its logs)")
     with torch.no_grad():
         xt = torch.as_tensor(held)
         agree = float((surrogate(xt).argmax(1) == model(xt).argmax(1)).float().mean())
     if agree < 0.8:
         raise AssertionError(f"the surrogate agrees with the target on {agree:.0%} of new digits; train it until it "
                              "agrees on at least 80% (more epochs, or a wider network)")
+
+
+def _weights(model: Any) -> list[torch.Tensor]:
+    if not isinstance(model, nn.Module):
+        raise AssertionError(f"train_surrogate should return a torch nn.Module, got {type(model).__name__}")
+    return [v.detach().clone() for v in model.state_dict().values()]
+
+
+def _surrogate_seeded(train_surrogate: Callable[..., Any]) -> None:
+    from aisec.data import digits
+
+    model, _, _ = _fixture()
+    pool = digits(0).x_test[:40]  # a small pool: three short trainings
+    first = _weights(train_surrogate(pool, _CountingOracle(model), 0))
+    again = _weights(train_surrogate(pool, _CountingOracle(model), 0))
+    other = _weights(train_surrogate(pool, _CountingOracle(model), 1))
+    if len(first) != len(again) or not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(first, again)):
+        raise AssertionError("two calls with the same seed gave different surrogates: seed the initialisation "
+                             "(torch.manual_seed(seed) before building the MLP) and pass seed to train_classifier")
+    if len(first) == len(other) and all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(first, other)):
+        raise AssertionError("seeds 0 and 1 gave the same surrogate: use the seed argument, not a fixed seed")
 
 
 # ------------------------------------------------------------------------------ q5 text evasion
@@ -316,7 +344,7 @@ def _evade_rules(evade_text: Callable[..., Any]) -> None:
         out = evade_text(text, _toy_scorer, budget, HOMOGLYPHS)
         used = substitutions(text, out)
         if used > budget:
-            raise AssertionError(f"{used} characters changed with an edit budget of {budget}")
+            raise AssertionError(f"{counted(used, 'character')} changed with an edit budget of {budget}")
         for a, b in zip(text, out):
             if a != b and b not in HOMOGLYPHS.get(a, ()):
                 raise AssertionError(f"{a!r} was replaced by {b!r}, which is not one of its homoglyphs")
@@ -337,22 +365,88 @@ def _evade_works(evade_text: Callable[..., Any]) -> None:
 # ------------------------------------------------------------------------------ q6 adversarial training
 
 
+class _CornerAttack:
+    """A stand-in for the attack (not PGD: a seeded random corner of the ε-ball, no gradient), so that Q6 is
+    checked on its own whatever Q2's pgd does. It records the arguments of every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, float, int, Any]] = []
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int,
+                 seed: Any = None) -> torch.Tensor:
+        self.calls.append((eps, alpha, steps, seed))
+        generator = torch.Generator().manual_seed(int(seed) if isinstance(seed, (int, np.integer)) else 0)
+        signs = torch.randint(0, 2, x.shape, generator=generator) * 2 - 1
+        return (x.detach() + eps * signs).clamp(0.0, 1.0)
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [call[3] for call in self.calls]
+
+
 def _advloss(make_adversarial_loss: Callable[..., Any]) -> None:
     model, x, y = _fixture()
-    loss_fn = make_adversarial_loss(0.1, 0.025, 5, 0)
+    xb, yb = x[:64], y[:64]
+    attack = _CornerAttack()
+    loss_fn = make_adversarial_loss(0.1, 0.025, 5, 0, attack=attack)
     if not callable(loss_fn):
         raise AssertionError("make_adversarial_loss should return a function loss_fn(model, xb, yb)")
-    loss = loss_fn(model, x[:64], y[:64])
+    loss = loss_fn(model, xb, yb)
     expect_type(loss, torch.Tensor, "loss_fn(model, xb, yb)")
     if loss.ndim != 0:
         raise AssertionError(f"the loss should be a scalar tensor, got shape {tuple(loss.shape)}")
+    if len(attack.calls) != 1:
+        raise AssertionError(f"the attack passed as `attack` was called {counted(len(attack.calls), 'time')} for one "
+                             "batch: call it once per loss_fn call (and call no other attack)")
+    if attack.calls[0][:3] != (0.1, 0.025, 5):
+        raise AssertionError(f"the attack got (eps, alpha, steps) = {attack.calls[0][:3]}; pass on (0.1, 0.025, 5)")
     if not loss.requires_grad:
         raise AssertionError("the loss does not depend on the model's weights (did you compute it under no_grad?)")
-    clean = _loss(model, x[:64], y[:64])
-    if not float(loss) > clean:
-        raise AssertionError(f"the adversarial loss {float(loss):.3f} is not above the clean loss {clean:.3f}: train "
-                             "on PGD examples crafted against the current model")
+    with torch.no_grad():
+        expected = float(nn.functional.cross_entropy(model(_CornerAttack()(model, xb, yb, 0.1, 0.025, 5,
+                                                                          attack.calls[0][3])), yb))
+    if abs(float(loss.detach()) - expected) > 1e-5:
+        raise AssertionError(f"the loss is {float(loss.detach()):.4f}; the mean cross-entropy of the model on the "
+                             f"attack's examples is {expected:.4f}: train on attack(model, xb, yb, ...), not on xb")
     model.zero_grad()
+    loss.backward()
+    if all(p.grad is None or not bool(p.grad.abs().sum() > 0) for p in model.parameters()):
+        raise AssertionError("back-propagating the loss gave the model no gradient")
+    model.zero_grad()
+
+
+def _advloss_seeds(make_adversarial_loss: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    runs = []
+    for seed in (0, 0, 100):
+        attack = _CornerAttack()
+        loss_fn = make_adversarial_loss(0.1, 0.025, 5, seed, attack=attack)
+        for _ in range(3):
+            loss_fn(model, x[:16], y[:16])
+        runs.append(attack.seeds)
+    model.zero_grad()
+    same, again, other = runs
+    if not all(isinstance(s, (int, np.integer)) for s in same):
+        raise AssertionError(f"the attack got the seeds {same}: pass an int seed (seed=...) on every call")
+    if len(set(int(s) for s in same)) != len(same):
+        raise AssertionError(f"three batches got the attack seeds {same}: use a fresh seed for every call (e.g. a "
+                             "counter added to seed), so the random starts differ between batches")
+    if same != again:
+        raise AssertionError(f"two losses made with seed 0 gave the attack the seeds {same} and {again}: derive "
+                             "the seeds from `seed` alone, so that training is reproducible")
+    if same == other:
+        raise AssertionError("seeds 0 and 100 gave the attack the same seeds: derive them from `seed`")
+
+
+def _advloss_default(make_adversarial_loss: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    attack = _CornerAttack()
+    with stand_ins(make_adversarial_loss, pgd=attack):  # a stand-in for your pgd (Q2), looked up by name
+        make_adversarial_loss(0.1, 0.025, 5, 0)(model, x[:16], y[:16])
+    model.zero_grad()
+    if len(attack.calls) != 1:
+        raise AssertionError("without an `attack` argument the loss must craft its examples with pgd (Q2), looked up "
+                             "when the loss is called (attack=None, then `pgd if attack is None else attack`)")
 
 
 # ------------------------------------------------------------------------------ q7 normalisation
@@ -406,7 +500,8 @@ CHECKS: dict[str, list[Check]] = {
         Check("no attack, no success", _metrics_identity),
     ],
     "q4": [
-        Check("a surrogate trained from label queries agrees with the target", _surrogate_fit),
+        Check("a surrogate trained from one call of label queries agrees with the target", _surrogate_fit),
+        Check("the same seed gives the same surrogate, another seed another", _surrogate_seeded),
     ],
     "q5": [
         Check("returns a string of the same length", _evade_shape),
@@ -414,10 +509,64 @@ CHECKS: dict[str, list[Check]] = {
         Check("evades a keyword filter with the fewest edits", _evade_works),
     ],
     "q6": [
-        Check("returns a differentiable adversarial loss", _advloss),
+        Check("the cross-entropy on the given attack's examples, differentiable (a stand-in attack)", _advloss),
+        Check("a fresh attack seed for every call, the same seeds for the same seed", _advloss_seeds),
+        Check("without `attack`, the examples come from pgd (Q2; a stand-in here)", _advloss_default),
     ],
     "q7": [
         Check("NFKC, zero-width removal, case kept", _norm_cases),
         Check("every homoglyph mapped back", _norm_homoglyphs),
     ],
+}
+
+
+#: An authored hint for every hidden record of the lab (by key): the property it tests, never a value.
+#: Hidden tests use another split of the digits (another target), fresh spam and other seeds.
+HIDDEN_HINTS: dict[str, str] = {
+    "q1_fgsm_test.returns_tensor_type": "fgsm returns a torch tensor",
+    "q1_fgsm_test.shape": "the adversarial batch keeps the input's shape",
+    "q1_fgsm_test.dtype": "the adversarial batch keeps the input's floating-point dtype",
+    "q1_fgsm_test.stays_in_eps_ball": "no pixel moves by more than ε",
+    "q1_fgsm_test.clipped_to_valid_pixels": "pixels stay in [0, 1]",
+    "q1_fgsm_test.loss_goes_up_gradient_sign": "the step ascends the loss of another target",
+    "q1_fgsm_test.accuracy_at_eps_0_2": "a large ε fools another target on almost every digit (measured by the grader)",
+    "q1_fgsm_test.accuracy_at_eps_0_05": "the target's accuracy under a small-ε FGSM matches a correct FGSM's",
+    "q1_fgsm_test.mean_abs_perturbation": "the size of the perturbation matches a full sign step, clipped",
+    "q2_pgd_test.returns_tensor_type": "pgd returns a torch tensor",
+    "q2_pgd_test.shape": "the adversarial batch keeps the input's shape",
+    "q2_pgd_test.stays_in_eps_ball": "every step is projected back into the ε-ball",
+    "q2_pgd_test.clipped_to_valid_pixels": "pixels stay in [0, 1]",
+    "q2_pgd_test.accuracy_at_eps_0_1": "PGD fools another target at a moderate ε (measured by the grader)",
+    "q2_pgd_test.pgd_minus_fgsm_accuracy_same_eps": "PGD is at least as strong as FGSM at the same ε",
+    "q2_pgd_test.accuracy_at_eps_0_2": "PGD fools another target on almost every digit at a large ε",
+    "q2_pgd_test.random_start_moves_x": "with no steps, the random start moves the input",
+    "q2_pgd_test.random_start_seeded": "the same seed gives the same random start",
+    "q3_metrics_test.returns_dict_type": "attack_metrics returns a dict",
+    "q3_metrics_test.value_types": "the four metrics are Python floats",
+    "q3_metrics_test.values": "the four metrics of an attack on another target",
+    "q3_metrics_test.values_with_mislabelled_inputs": "the success rate counts only inputs the model classified "
+                                                      "correctly before the attack",
+    "q4_surrogate_test.is_a_module": "train_surrogate returns a new torch module, not the target",
+    "q4_surrogate_test.queries_at_most_pool_size": "each image of the pool is queried at most once",
+    "q4_surrogate_test.one_call_to_query_labels": "the pool is labelled with a single call to query_labels",
+    "q4_surrogate_test.same_seed_same_surrogate": "the same seed gives the same surrogate",
+    "q4_surrogate_test.other_seed_other_surrogate": "another seed gives another surrogate",
+    "q4_surrogate_test.agreement_with_target": "the surrogate agrees with another target on unseen digits",
+    "q4_surrogate_test.target_accuracy_under_transfer_eps_0_2": "attacks crafted on the surrogate transfer to the target",
+    "q5_text_evasion_test.returns_str": "evade_text returns a str for every message",
+    "q5_text_evasion_test.same_length": "the disguised text keeps the original's length",
+    "q5_text_evasion_test.within_budget": "no more substitutions than the budget",
+    "q5_text_evasion_test.only_homoglyph_substitutions": "every substitution is a homoglyph of the original letter",
+    "q5_text_evasion_test.evasion_rate": "enough fresh spam gets past the filter (measured by the grader)",
+    "q6_adv_training_test.fresh_seed_every_batch": "every batch gives the attack a fresh seed",
+    "q6_adv_training_test.same_seed_same_attack_seeds": "two losses made with the same seed give the attack the same seeds",
+    "q6_adv_training_test.robust_accuracy_pgd_eps_0_15": "a model trained with your loss (and the grader's PGD) resists "
+                                                         "PGD (measured by the grader)",
+    "q6_adv_training_test.robust_gain_over_undefended": "adversarial training makes the model much more robust than an "
+                                                        "undefended one",
+    "q6_adv_training_test.clean_accuracy": "the adversarially trained model keeps its clean accuracy",
+    "q7_normalise_test.normalised_texts": "disguised fresh spam (homoglyphs, fullwidth letters, zero-width characters) "
+                                          "normalised exactly",
+    "q7_normalise_test.recovers_original": "normalising recovers the original messages",
+    "q7_normalise_test.spam_caught_after_normalise": "the filter catches the normalised spam again",
 }
