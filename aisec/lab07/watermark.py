@@ -72,7 +72,7 @@ def independent_model(seed: int, variant: int) -> Any:
     x = np.concatenate([split.x_train, split.x_test])
     y = np.concatenate([split.y_train, split.y_test])
     idx = np.random.default_rng(30_000 + 10 * seed + variant).choice(len(x), 900, replace=False)
-    return _train("lab07-independent", x[idx], y[idx], seed=1000 + 10 * seed + variant)
+    return _train("lab07-independent", x[idx], y[idx], seed=1000 + 10 * seed + variant, epochs=25)
 
 
 def _pruned(model: Any, fraction: float) -> Any:
