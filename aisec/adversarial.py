@@ -19,10 +19,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: importing this module stays light
+    import torch
 
 # ------------------------------------------------------------------------------ homoglyphs
 
@@ -57,6 +59,8 @@ def substitutions(original: str, modified: str) -> int:
 
 def linf_distance(x: torch.Tensor | np.ndarray, x_adv: torch.Tensor | np.ndarray) -> float:
     """The largest absolute change of any pixel, ``max |x_adv - x|`` (0.0 for empty inputs)."""
+    import torch
+
     a = torch.as_tensor(x, dtype=torch.float32)
     b = torch.as_tensor(x_adv, dtype=torch.float32)
     if a.shape != b.shape:
@@ -207,15 +211,17 @@ class SpamFilter:
             )
         )
 
-    @torch.no_grad()
     def spam_probability(self, texts: Sequence[str]) -> np.ndarray:
         """Probability of the spam class for each text, shape (len(texts),), float64."""
+        import torch
+
         if len(texts) == 0:
             return np.zeros(0)
         if self.model.training:  # a caller may have switched it; dropout must be off when scoring
             self.model.eval()
-        logits = self.model(**self.encode(texts)).logits
-        return torch.softmax(logits, dim=1)[:, 1].double().numpy()
+        with torch.no_grad():
+            logits = self.model(**self.encode(texts)).logits
+            return torch.softmax(logits, dim=1)[:, 1].double().numpy()
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """1 (blocked) or 0 (delivered) for each text."""
@@ -226,6 +232,7 @@ class SpamFilter:
 
 
 def _bert(vocab_size: int, n_layers: int, hidden: int, seed: int) -> torch.nn.Module:
+    import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     config = BertConfig(
@@ -255,6 +262,8 @@ def spam_filter(
     """The content filter under attack: a 2-layer BERT-shaped classifier (from a
     ``BertConfig``, no download) on ``spam_corpus(n_train, seed)``, with a tokenizer
     trained on the same corpus. Trained in a few seconds, then cached by its recipe."""
+    import torch
+
     from aisec.cache import cached_state_dict
 
     corpus = spam_corpus(n_train, seed)
@@ -307,7 +316,7 @@ def spam_filter(
 
 # ------------------------------------------------------------------------------ explorer
 
-Attack = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
+Attack = Callable[["torch.nn.Module", "torch.Tensor", "torch.Tensor", float], "torch.Tensor"]
 
 
 def explore_step(
@@ -315,6 +324,8 @@ def explore_step(
 ) -> dict[str, Any]:
     """Attack one image at ``eps`` and describe the outcome: the adversarial image, the
     perturbation, and the model's prediction and confidence before and after."""
+    import torch
+
     x1 = torch.as_tensor(x, dtype=torch.float32).reshape(1, -1)
     y1 = torch.as_tensor(y, dtype=torch.long).reshape(1)
     x_adv = attack(model, x1, y1, float(eps)).detach().reshape(1, -1)
@@ -351,6 +362,7 @@ def epsilon_explorer(
     """
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
+    import torch
     from IPython.display import display
 
     xs = torch.as_tensor(x, dtype=torch.float32)
