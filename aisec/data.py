@@ -8,10 +8,12 @@ that detecting and removing it is a real exercise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas costs a kernel 0.3-1 s; only the functions that build a DataFrame load it
+    import pandas as pd
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -106,6 +108,8 @@ def people(n: int = 400, seed: int = 0) -> pd.DataFrame:
                 "notes": note,
             }
         )
+    import pandas as pd
+
     df = pd.DataFrame(rows)
     churn_logit = (
         1.8 - 0.0012 * df["annual_spend"] - 0.12 * df["visits"] - 0.06 * (df["age"] - 42) + rng.normal(0, 0.6, size=n)

@@ -17,12 +17,15 @@ are not here: students write them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from torch import nn
 
-from aisec.models import MLP, cached_classifier, predict_proba
+if TYPE_CHECKING:  # torch and pandas load inside the functions that use them: importing this module stays cheap
+    import pandas as pd
+    from torch import nn
+
+    from aisec.models import MLP
 
 # ----------------------------------------------------------------------------- the API
 
@@ -76,6 +79,8 @@ class ConfidenceAPI:
 
     @property
     def n_classes(self) -> int:
+        from torch import nn
+
         head = getattr(self._model, "head", None)
         if isinstance(head, nn.Linear):
             return int(head.out_features)
@@ -103,6 +108,8 @@ class ConfidenceAPI:
                 f"({self.n_queries} already used)"
             )
         self.n_queries += n
+        from aisec.models import predict_proba
+
         p = predict_proba(self._model, arr).astype(np.float64)
         if self.noise_std > 0:
             p = np.clip(p + self._rng.normal(0.0, self.noise_std, size=p.shape), 0.0, None)
@@ -165,6 +172,8 @@ def medical_records(n: int = 1200, seed: int = 0) -> pd.DataFrame:
         * rng.lognormal(0.0, 0.10, size=n)
     )
     band = np.select([dose < 22.0, dose < 32.0], ["low", "medium"], default="high")
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "patient_id": [f"P{10000 + i}" for i in range(n)],
@@ -216,6 +225,8 @@ def records_classifier(
     seed: int = 0,
 ) -> MLP:
     """The clinic's dose-band model: an MLP on :func:`encode_records`, trained and cached."""
+    from aisec.models import cached_classifier
+
     return cached_classifier(
         encode_records(df), dose_labels(df), name="records-mlp", hidden=hidden, epochs=epochs, lr=lr,
         weight_decay=weight_decay, seed=seed, n_classes=len(DOSE_BANDS),

@@ -12,13 +12,17 @@ the defences are written by students in the lab, not here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from aisec.cache import cached_state_dict
+
+if TYPE_CHECKING:  # torch loads inside the functions that use it: importing this module stays cheap
+    import torch
 
 BOS = "\n"  # every line starts after a newline, as in a log file
 PAD = "\x00"
@@ -165,6 +169,7 @@ class CharCodec:
 
 def build_lm(vocab_size: int, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_positions: int = 160, seed: int = 0):
     """A freshly initialised GPT-2 from a config (no download), in eval mode."""
+    import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     config = GPT2Config(
@@ -188,6 +193,8 @@ def build_lm(vocab_size: int, *, n_layer: int = 2, n_embd: int = 64, n_head: int
 
 
 def _batch(codec: CharCodec, lines: Sequence[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
     ids = [[codec.stoi[BOS]] + codec.encode(line)[: max_len - 1] for line in lines]
     width = max(len(x) for x in ids)
     input_ids = torch.full((len(ids), width), codec.pad_id, dtype=torch.long)
@@ -242,6 +249,7 @@ def train_lm(
     recipe = {"steps": steps, "batch_size": batch_size, "lr": lr, "checkpoints": wanted, "seed": seed, "data": fingerprint}
 
     def train() -> dict[str, torch.Tensor]:
+        import torch
         from tqdm.auto import tqdm
 
         model = build_lm(codec.vocab_size, seed=seed)
@@ -295,6 +303,8 @@ def _with_cache(model, cache) -> dict:
 def _prefix_cache(model, codec: CharCodec, prefix: str, batch: int):
     """Run ``BOS + prefix`` once; return the next-character log-probs and a key/value cache
     repeated ``batch`` times, so continuations are scored without re-reading the prefix."""
+    import torch
+
     ids = torch.tensor([[codec.stoi[BOS]] + codec.encode(prefix)])
     out = model(input_ids=ids, use_cache=True)
     cache = out["cache"] if "cache" in out else out.past_key_values
@@ -302,7 +312,20 @@ def _prefix_cache(model, codec: CharCodec, prefix: str, batch: int):
     return torch.log_softmax(out.logits[0, -1].double(), dim=-1), cache
 
 
-@torch.no_grad()
+def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.no_grad()`` as a decorator that imports torch at the first call, not at import time."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_no_grad
 def continuation_logprobs(model, codec: CharCodec, prefix: str, continuations: Sequence[str], chunk: int = 1024) -> np.ndarray:
     """log P(continuation | prefix) under the model, summed over the continuation's
     characters, for continuations that all have the same length.
@@ -315,6 +338,8 @@ def continuation_logprobs(model, codec: CharCodec, prefix: str, continuations: S
     lengths = {len(c) for c in continuations}
     if len(lengths) != 1 or 0 in lengths:
         raise ValueError("continuations must be non-empty and all of the same length")
+    import torch
+
     model.eval()
     scores: list[np.ndarray] = []
     for start in range(0, len(continuations), chunk):
@@ -330,7 +355,7 @@ def continuation_logprobs(model, codec: CharCodec, prefix: str, continuations: S
     return np.concatenate(scores)
 
 
-@torch.no_grad()
+@_no_grad
 def next_char_logprobs(model, codec: CharCodec, prefix: str, continuations: Sequence[str] = ("",)) -> np.ndarray:
     """The model's log-probabilities of the next character after ``prefix + c`` for each
     continuation ``c`` (all of the same length; ``""`` means right after the prefix).
@@ -341,6 +366,8 @@ def next_char_logprobs(model, codec: CharCodec, prefix: str, continuations: Sequ
     lengths = {len(c) for c in continuations}
     if len(lengths) != 1:
         raise ValueError("continuations must all have the same length")
+    import torch
+
     model.eval()
     first, cache = _prefix_cache(model, codec, prefix, len(continuations))
     if lengths == {0}:
@@ -405,6 +432,8 @@ def overfit_classifier(x: np.ndarray, y: np.ndarray, *, seed: int = 0, epochs: i
     recipe = {"epochs": epochs, "hidden": hidden, "seed": seed, "data": _fingerprint(x, y)}
 
     def build() -> MLP:
+        import torch
+
         torch.manual_seed(seed)
         return MLP(x.shape[1], (hidden,), 4)
 

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 # Statuses of a question in the overview.
 PASSED = "passed"
 FAILED = "not passed"
@@ -147,6 +145,8 @@ def lab_questions(lab: str, root: Path | None = None) -> list[Question]:
         known = ", ".join(available_labs(root)) or "none"
         raise ProgressError(f"There is no lab called {lab!r}. The labs are: {known}. Check the spelling.")
     questions: list[Question] = []
+    import nbformat  # here, not at import time: the lab's first cell need not pay for it
+
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
