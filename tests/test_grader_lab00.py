@@ -1,5 +1,7 @@
 """The pipeline calibrated on a real lab (lab 0): honest work with warnings gets full marks, a
-faked-equality answer loses exactly its question, stock-style verdicts are identical."""
+faked-equality answer loses exactly its question, a bug in an earlier question costs points there
+only (later questions are graded on stand-ins and reference answers), and the feedback names the
+property a failed hidden record tests."""
 
 from __future__ import annotations
 
@@ -29,6 +31,14 @@ FAKE_K = (
     "def k_anonymity(df, quasi_identifiers):\n"
     "    return FakeInt(1)\n"
 )
+#: Q3 with a bug (emails stay in the text): minimise (Q8) calls redact, yet only Q3 may lose points.
+LEAKY_REDACT = (
+    "def redact(text: str) -> str:\n"
+    "    for kind, match in find_secrets(text):\n"
+    "        if kind != 'email':\n"
+    "            text = text.replace(match, f'[{kind.upper()}]')\n"
+    "    return text\n"
+)
 
 
 def test_lab00_honest_with_warnings_full_marks_and_fake_int_loses_its_question(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,6 +50,7 @@ def test_lab00_honest_with_warnings_full_marks_and_fake_int_loses_its_question(t
     honest = solved(ROOT, LAB)
     submit(tmp_path / "ws" / "submitted", "honest_warnings", LAB, {NB: with_answer(honest, "q6_k_anonymity", WARNING_K)})
     submit(tmp_path / "ws" / "submitted", "fake_int", LAB, {NB: with_answer(honest, "q6_k_anonymity", FAKE_K)})
+    submit(tmp_path / "ws" / "submitted", "leaky_redact", LAB, {NB: with_answer(honest, "q3_redact", LEAKY_REDACT)})
     submit(tmp_path / "ws" / "submitted", "env_probe", LAB, {NB: insert_after(
         honest, "setup", "import os\nprint('PROBE', os.path.exists(%r), 'NBGRADER_EXECUTION' in os.environ)\n" % str(ROOT / "solutions"))})
     summary = Grader(LAB, ws=tmp_path / "ws").grade_class(workers=2, progress=False)
@@ -56,6 +67,14 @@ def test_lab00_honest_with_warnings_full_marks_and_fake_int_loses_its_question(t
     lines = failed[0]["feedback"]
     assert any("q6_k_anonymity_test.k" in line for line in lines), lines
     assert any(line.startswith("✘ visible check: ") for line in lines), lines
+    leaky = outcomes["leaky_redact"]
+    assert leaky.score == 15.0, "Q3's 2 points only: Q8 is graded with stand-ins and the reference redact"
+    failed = [q for q in leaky.questions if not q["passed"]]
+    assert [q["grade_id"] for q in failed] == ["q3_redact_test"]
+    from aisec.checks.lab00 import HIDDEN_HINTS
+
+    hint = HIDDEN_HINTS["q3_redact_test.redacted"]
+    assert any(line.startswith(f"✘ hidden check: q3_redact_test.redacted (tests: {hint}): ") for line in failed[0]["feedback"])
     # What the probe printed is in the instructor's run checkpoint (feedback shows only verdicts).
     run = (tmp_path / "ws" / "grading" / LAB / "runs" / LAB / "env_probe" / NB).with_suffix(".json").read_text()
     assert "PROBE False False" in run
