@@ -26,7 +26,8 @@ MAX_TEXT = 20_000
 
 def _ref(reference: Any, name: str, kind: type) -> Any:
     value = reference.get(name) if isinstance(reference, dict) else None
-    if type(value) is not kind:
+    # Records read back from a notebook are nbformat nodes (dict subclasses): a dict is checked with isinstance.
+    if not (isinstance(value, dict) if kind is dict else type(value) is kind):
         raise Malformed(f"the reference records no {name} (an authoring error: tell your instructor)")
     return value
 
@@ -64,7 +65,7 @@ def plan_matches_pip_audit(reference: Any, student: Any) -> float:
     pins = _ref(reference, "pins", dict)
     date = _ref(reference, "as_of", str)
     plan = student.get("plan") if isinstance(student, dict) else None
-    if type(plan) is not dict or len(plan) > MAX_PINS:
+    if not isinstance(plan, dict) or len(plan) > MAX_PINS:
         raise Malformed("should be a dict with the upgrade plan under 'plan'")
     if not all(type(k) is str and (v is None or type(v) is str) for k, v in plan.items()):
         raise Malformed("the plan should map package names to version strings (or None)")
