@@ -538,23 +538,34 @@ def _torch_module(rng: np.random.Generator, seed: int) -> object:
             width = w
         model: torch.nn.Module = torch.nn.Sequential(*layers, torch.nn.Linear(width, 3))
     else:  # batch norm adds an int64 buffer (num_batches_tracked)
-        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(3))
-        model(torch.zeros(2, 1, 6, 6))
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(64, 3))
     dtype = [torch.float32, torch.float16, torch.bfloat16, torch.float64][int(rng.integers(0, 4))]
     return model.to(dtype)
 
 
-def _torch_checkpoint(rng: np.random.Generator, seed: int) -> dict[str, object]:
+def _optimizer_state(model: object, rng: np.random.Generator) -> dict[str, object]:
+    """An optimizer's ``state_dict()`` after some steps, in torch's format (SGD with momentum or Adam/AdamW).
+    Written out directly: calling ``torch.optim`` would import torch's compiler stack, seconds for nothing."""
     import torch
 
-    model = _torch_module(rng, seed).float()
-    kind = int(rng.integers(0, 3))
-    params = list(model.parameters())
-    optimizer = (torch.optim.SGD(params, lr=0.1, momentum=0.9), torch.optim.Adam(params), torch.optim.AdamW(params))[kind]
-    inputs = torch.zeros(2, 1, 6, 6) if isinstance(model[0], torch.nn.Conv2d) else torch.zeros(2, 8)
-    model(inputs).sum().backward()
-    optimizer.step()
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": int(rng.integers(1, 50)),
+    params = list(model.parameters())  # type: ignore[attr-defined]
+    steps = float(rng.integers(10, 1000))
+    if rng.integers(0, 2):
+        state = {i: {"momentum_buffer": 0.01 * torch.randn_like(p)} for i, p in enumerate(params)}
+        group: dict[str, object] = {"lr": 0.1, "momentum": 0.9, "dampening": 0, "weight_decay": 0.0, "nesterov": False,
+                                    "maximize": False, "foreach": None, "differentiable": False, "fused": None}
+    else:
+        state = {i: {"step": torch.tensor(steps), "exp_avg": 0.01 * torch.randn_like(p),
+                     "exp_avg_sq": 1e-4 * torch.rand_like(p)} for i, p in enumerate(params)}
+        group = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": float(rng.choice([0.0, 0.01])),
+                 "amsgrad": False, "maximize": False, "foreach": None, "capturable": False, "differentiable": False,
+                 "fused": None}
+    return {"state": state, "param_groups": [{**group, "params": list(range(len(params)))}]}
+
+
+def _torch_checkpoint(rng: np.random.Generator, seed: int) -> dict[str, object]:
+    model = _torch_module(rng, seed).float()  # type: ignore[attr-defined]
+    return {"model": model.state_dict(), "optimizer": _optimizer_state(model, rng), "epoch": int(rng.integers(1, 50)),
             "best_accuracy": float(rng.uniform(0.7, 0.99)), "config": {"lr": 0.1, "tags": ["v2"]}}
 
 
