@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:  # pandas costs a kernel 0.3-1 s; only the functions that build a DataFrame load it
+if TYPE_CHECKING:  # only the functions that build a DataFrame load pandas (its cost: benchmarks/lab_times.py)
     import pandas as pd
 
 # ------------------------------------------------------------------------------ helpers
