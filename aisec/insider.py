@@ -430,24 +430,19 @@ PAYLOAD_CALLS: tuple[str, ...] = ("exec", "eval", "system", "subprocess", "runpy
 
 def sklearn_model(name: str, seed: int = 0) -> object:
     """A small fitted scikit-learn model of :data:`SKLEARN_ZOO` (seeded, on random data)."""
-    from sklearn.cluster import KMeans
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn import cluster, ensemble, linear_model, naive_bayes, pipeline, preprocessing, tree
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(40, int(rng.integers(3, 7))))
     y = (x[:, 0] + 0.5 * rng.normal(size=40) > 0).astype(np.int64)
     makers = {
-        "LogisticRegression": lambda: LogisticRegression(C=float(rng.uniform(0.1, 2.0))),
-        "DecisionTreeClassifier": lambda: DecisionTreeClassifier(max_depth=int(rng.integers(2, 5)), random_state=seed),
-        "RandomForestClassifier": lambda: RandomForestClassifier(n_estimators=3, max_depth=3, random_state=seed),
-        "GaussianNB": GaussianNB,
-        "KMeans": lambda: KMeans(n_clusters=2, n_init=1, random_state=seed),
-        "StandardScaler+LogisticRegression": lambda: make_pipeline(StandardScaler(), LogisticRegression()),
+        "LogisticRegression": lambda: linear_model.LogisticRegression(C=float(rng.uniform(0.1, 2.0))),
+        "DecisionTreeClassifier": lambda: tree.DecisionTreeClassifier(max_depth=int(rng.integers(2, 5)), random_state=seed),
+        "RandomForestClassifier": lambda: ensemble.RandomForestClassifier(n_estimators=3, max_depth=3, random_state=seed),
+        "GaussianNB": naive_bayes.GaussianNB,
+        "KMeans": lambda: cluster.KMeans(n_clusters=2, n_init=1, random_state=seed),
+        "StandardScaler+LogisticRegression": lambda: pipeline.make_pipeline(preprocessing.StandardScaler(),
+                                                                            linear_model.LogisticRegression()),
     }
     if name not in makers:
         raise ValueError(f"unknown scikit-learn model {name!r}; the zoo is {SKLEARN_ZOO}")
