@@ -197,3 +197,36 @@ def test_visible_checks_refuse_plausible_wrong_answers() -> None:
         return rep
 
     assert _fails("q5", no_signature_check)
+
+
+def test_the_visible_checks_expectations_agree_with_the_graders_reading_of_the_snapshot() -> None:
+    """aisec.lab07.checks_supply writes its expectations out (students can read that module); they must be what
+    the grader's own OSV reading gives on the visible data, and what the snapshot's dated feeds give."""
+    from packaging.version import Version
+
+    from aisec.grading.scorers.lab07_supply import _grader_affects
+    from aisec.lab07 import advisories, sbom
+    from aisec.lab07.checks_supply import VISIBLE_AFFECTED, VISIBLE_DIFF, VISIBLE_PLANS
+
+    pins = advisories.stack_pins(0)
+    records = advisories.load_snapshot()
+    affected = {name: sorted(r["id"] for r in records if _grader_affects(r, name, version))
+                for name, version in pins.items()}
+    assert VISIBLE_AFFECTED == {k: v for k, v in affected.items() if v}
+
+    def fixed_in(record: dict) -> Version:
+        (rng,) = [r for r in record["affected"][0]["ranges"] if r["type"] == "ECOSYSTEM"]
+        return Version(next(ev["fixed"] for ev in rng["events"] if "fixed" in ev))
+
+    for date, plan in VISIBLE_PLANS.items():
+        feed = advisories.snapshot_as_of(date)
+        needed = {name: max(fixed_in(r) for r in feed if _grader_affects(r, name, version))
+                  for name, version in pins.items() if any(_grader_affects(r, name, version) for r in feed)}
+        assert plan == {k: str(v) for k, v in needed.items()}
+        assert all(not _grader_affects(r, k, v) for k, v in plan.items() for r in feed)
+
+    before, after = sbom.requirements_change(0)
+    bumped = sorted(n for n in before if n in after and before[n] != after[n])
+    assert VISIBLE_DIFF["changed"] == [[n, before[n], after[n]] for n in bumped]
+    assert VISIBLE_DIFF["added"] == sorted(f"pkg:pypi/{n}@{after[n]}" for n in after if n not in before)
+    assert VISIBLE_DIFF["removed"] == sorted(f"pkg:pypi/{n}@{before[n]}" for n in before if n not in after)

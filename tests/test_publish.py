@@ -229,6 +229,13 @@ def test_only_seeding_from_a_variable_and_taught_lines_pass_outside_labs() -> No
     assert pub._telling("rng = np.random.default_rng(seed)", in_labs=True) and pub._telling(taught, in_labs=True)
 
 
+def test_imports_of_other_packages_and_except_clauses_tell_nothing_anywhere() -> None:
+    for line in ("from cryptography.hazmat.primitives import hashes", "import numpy as np", "except InvalidSignature:"):
+        assert not pub._telling(line, in_labs=True) and not pub._telling(line, in_labs=False)
+    assert pub._telling("from aisec.lab07.answers import audit", in_labs=False), "an import of the course's own code may tell"
+    assert pub._telling("except InvalidSignature: return True", in_labs=False)
+
+
 @pytest.mark.parametrize("plant", PLANTS, ids=list(PLANTS))
 def test_the_scan_catches_a_planted_leak(plant: str, copy: Path, baseline: set[pub.Finding], tmp_path: Path) -> None:
     tree = tmp_path / "tree"

@@ -78,7 +78,15 @@ TAUGHT_LINES = frozenset({
     'ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")',  # lesson 5: Wilson intervals
     "from scipy.optimize import minimize",  # lesson 6: DLG with L-BFGS
     "norm = float(np.linalg.norm(update))",  # aisec.checks.lab06 measures the student's update
+    "return int(df.groupby(list(quasi_identifiers), dropna=False).size().min())",  # lesson 0's k_of; lab 0's checks measure k
+    'for rng in aff.get("ranges", []):',  # aisec.lab07 walks OSV records (the lab describes their structure)
+    'if rng["type"] == "ECOSYSTEM":',
+    "for name, version in pins.items():",
+    'meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))',  # aisec.lab07.wheels reads a wheel's name
 })
+# Lines that name a tool but say nothing of how an answer uses it: imports of other packages than the
+# course's own, and ``except SomeError:`` clauses.
+IDIOM_RE = re.compile(r"(?:import [\w.]+(?: as \w+)?|from (?!aisec\b)[\w.]+ import [\w, ]+|except [\w.]+:)")
 
 
 # Seeding a generator from a variable (``rng = np.random.default_rng(seed)``) tells nothing; a literal
@@ -90,6 +98,8 @@ SEEDING_RE = re.compile(
 
 def _telling(line: str, in_labs: bool) -> bool:
     """Whether a solution line found in a file of the copy gives something away there."""
+    if IDIOM_RE.fullmatch(line):
+        return False
     return in_labs or (line not in TAUGHT_LINES and not SEEDING_RE.fullmatch(line))
 
 

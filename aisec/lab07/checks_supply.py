@@ -14,12 +14,6 @@ from typing import Any
 from aisec.check import Check, expect_type
 
 
-def _fix_of(record: dict[str, Any]) -> str:
-    """The snapshot's records have one ECOSYSTEM range each, ``introduced: 0`` then ``fixed``."""
-    rng = next(r for r in record["affected"][0]["ranges"] if r["type"] == "ECOSYSTEM")
-    return next(ev["fixed"] for ev in rng["events"] if "fixed" in ev)
-
-
 def _by_id(rid: str) -> dict[str, Any]:
     from aisec.lab07 import advisories
 
@@ -53,24 +47,41 @@ def _q1_names(answer: Any) -> None:
     assert osv_affects(rec, "transformers", "2.5.1") is False, "a record only affects the packages it names"
 
 
-def _q1_file(answer: Any) -> None:
-    from packaging.version import Version
+# What the visible checks expect on the visible data (seed 0), written out rather than computed, so that this
+# module, which students can read, holds no audit or planning logic. tests/test_lab07_supply_scenario.py
+# recomputes them with the grader's own OSV reading.
+VISIBLE_AFFECTED = {
+    "torch": ["PYSEC-2024-259", "PYSEC-2025-41"],
+    "transformers": ["PYSEC-2023-300", "PYSEC-2023-301", "PYSEC-2024-227", "PYSEC-2024-228", "PYSEC-2024-229",
+                     "PYSEC-2025-40"],
+    "onnx": ["PYSEC-2023-38", "PYSEC-2024-222", "PYSEC-2024-223", "PYSEC-2025-10"],
+    "mlflow": ["PYSEC-2022-28", "PYSEC-2023-252", "PYSEC-2023-253", "PYSEC-2023-260", "PYSEC-2023-28", "PYSEC-2023-280",
+               "PYSEC-2023-281", "PYSEC-2023-29", "PYSEC-2023-308", "PYSEC-2023-309", "PYSEC-2023-68", "PYSEC-2023-69",
+               "PYSEC-2023-70", "PYSEC-2024-224", "PYSEC-2024-239", "PYSEC-2024-240", "PYSEC-2024-241", "PYSEC-2024-242",
+               "PYSEC-2024-243", "PYSEC-2024-244", "PYSEC-2024-51", "PYSEC-2025-17", "PYSEC-2025-52"],
+}
+VISIBLE_PLANS = {
+    "2026-01-01": {"torch": "2.6.0", "transformers": "4.49.0", "onnx": "1.16.2", "mlflow": "3.1.0"},
+    "2024-01-01": {"transformers": "4.36.0", "onnx": "1.13.0", "mlflow": "2.9.2"},
+}
+VISIBLE_DIFF = {
+    "changed": [["scikit-learn", "1.6.1", "1.7.0"]],
+    "added": ["pkg:pypi/accelerate@1.4.0", "pkg:pypi/tkenizers@0.21.0"],
+    "removed": ["pkg:pypi/safetensors@0.5.3"],
+}
 
+
+def _q1_file(answer: Any) -> None:
     from aisec.lab07 import advisories
 
     _, affected_requirements = answer
-    records = advisories.load_snapshot()
     pins = advisories.stack_pins(0)
-    out = affected_requirements(advisories.requirements_text(pins, 0), records)
+    out = affected_requirements(advisories.requirements_text(pins, 0), advisories.load_snapshot())
     expect_type(out, dict, "affected_requirements(...)")
-    expected = {}
-    for name, version in pins.items():
-        ids = sorted(r["id"] for r in records if r["affected"][0]["package"]["name"] == name
-                     and Version(version) < Version(_fix_of(r)))
-        if ids:
-            expected[name] = ids
-    assert set(out) == set(expected), "the affected packages (canonical names, clean packages left out) are not right"
-    assert all(out[k] == expected[k] for k in expected), "each package's list should hold every affecting record id, sorted"
+    assert set(out) == set(VISIBLE_AFFECTED), \
+        "the affected packages (canonical names, clean packages left out) are not right"
+    assert all(out[k] == VISIBLE_AFFECTED[k] for k in VISIBLE_AFFECTED), \
+        "each package's list should hold every affecting record id, sorted"
 
 
 # ------------------------------------------------------------------------------ q2 upgrade plan
@@ -81,34 +92,25 @@ def _q2_fixes_everything(answer: Any) -> None:
 
     from aisec.lab07 import advisories
 
-    records = advisories.load_snapshot()
-    pins = advisories.stack_pins(0)
-    plan = answer(pins, records)
+    plan = answer(advisories.stack_pins(0), advisories.load_snapshot())
     expect_type(plan, dict, "minimal_upgrade_plan(...)")
     for name, version in plan.items():
         expect_type(version, str, "a planned version")
-        still = [r["id"] for r in records if r["affected"][0]["package"]["name"] == name
-                 and Version(version) < Version(_fix_of(r))]
-        assert not still, "a planned version is still affected by an advisory of the snapshot"
+    planned = {k: Version(v) for k, v in plan.items()}
+    needed = {k: Version(v) for k, v in VISIBLE_PLANS["2026-01-01"].items()}
+    assert all(k in planned and planned[k] >= v for k, v in needed.items()), \
+        "a planned version is still affected by an advisory of the snapshot"
 
 
 def _q2_minimal(answer: Any) -> None:
-    from packaging.version import Version
-
     from aisec.lab07 import advisories
 
-    for date in ("2026-01-01", "2024-01-01"):
-        records = advisories.snapshot_as_of(date)
-        pins = advisories.stack_pins(0)
-        plan = answer(pins, records)
-        for name, version in pins.items():
-            fixes = [Version(_fix_of(r)) for r in records if r["affected"][0]["package"]["name"] == name
-                     and Version(version) < Version(_fix_of(r))]
-            if not fixes:
-                assert name not in plan, "leave packages that no advisory affects out of the plan"
-            else:
-                assert plan.get(name) == str(max(fixes)), \
-                    "each planned version should be the smallest fix version that clears every advisory of the feed"
+    pins = advisories.stack_pins(0)
+    for date, expected in VISIBLE_PLANS.items():
+        plan = answer(pins, advisories.snapshot_as_of(date))
+        assert not set(plan) - set(expected), "leave packages that no advisory affects out of the plan"
+        assert plan == expected, \
+            "each planned version should be the smallest fix version that clears every advisory of the feed"
 
 
 # ------------------------------------------------------------------------------ q3 SBOM diff
@@ -121,15 +123,11 @@ def _q3_sets(answer: Any) -> None:
     out = answer(sbom.synthetic_sbom(before), sbom.synthetic_sbom(after))
     expect_type(out, dict, "sbom_diff(...)")
     assert set(out) == {"added", "removed", "changed", "suspects"}, "return the keys added, removed, changed, suspects"
-    old = {c["purl"] for c in sbom.synthetic_sbom(before)["components"]}
-    new = {c["purl"] for c in sbom.synthetic_sbom(after)["components"]}
-    bumped = {n for n in before if n in after and before[n] != after[n]}
-    assert out["changed"] == [[n, before[n], after[n]] for n in sorted(bumped)], \
+    assert out["changed"] == VISIBLE_DIFF["changed"], \
         "changed: [name, old version, new version] for each component whose version changed"
-    assert out["added"] == sorted(new - old - {f"pkg:pypi/{n}@{after[n]}" for n in bumped}), \
+    assert out["added"] == VISIBLE_DIFF["added"], \
         "added: the purls of components that are new by name (a version change is not an addition)"
-    assert out["removed"] == sorted(old - new - {f"pkg:pypi/{n}@{before[n]}" for n in bumped}), \
-        "removed: the purls of components gone by name"
+    assert out["removed"] == VISIBLE_DIFF["removed"], "removed: the purls of components gone by name"
 
 
 def _q3_typosquat(answer: Any) -> None:
@@ -253,6 +251,6 @@ HIDDEN_HINTS = {
     "q3_sbom_diff_test.typosquats_caught": "the grader knows which name was planted in each change: it alone must be a suspect",
     "q3_sbom_diff_test.cyclonedx_pair": "sbom_diff on two SBOMs that cyclonedx-py wrote for another change",
     "q4_hash_pins_test.requirements": "hash_pinned_requirements on another wheelhouse, compared line by line",
-    "q4_hash_pins_test.hashes_recomputed": "the grader rebuilds the wheels and recomputes every sha256 itself",
+    "q4_hash_pins_test.hashes_recomputed": "the grader rebuilds the wheels and recomputes every digest itself",
     "q5_triage_test.reports": "triage_signed_model on another model, key and combinations of tamperings",
 }
