@@ -49,3 +49,9 @@ def test_no_course_text_uses_a_pre_2025_atlas_name() -> None:
                    for path in course_texts() for name, atlas_id in retired_names().items()
                    if patterns[name].search(path.read_text()))
     assert not found, "pre-2025 ATLAS names in a course that cites ATLAS 5.6.0:\n" + "\n".join(found)
+
+
+def test_every_course_text_that_cites_atlas_names_its_release() -> None:
+    cites = re.compile(r"\bAML\.(?:TA|T|M)\d{4}\b")
+    unnamed = [str(p.relative_to(ROOT)) for p in course_texts() if cites.search(p.read_text()) and "5.6.0" not in p.read_text()]
+    assert not unnamed, f"these cite ATLAS ids without naming the release (5.6.0): {unnamed}"
