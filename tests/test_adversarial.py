@@ -143,22 +143,22 @@ def test_epsilon_explorer_builds_headless_and_reacts_to_the_slider():
 # ------------------------------------------------------------------------------ lab03 visible checks
 
 
-def _fgsm(model, x, y, eps):
+def _fgsm(model, x, t, eps):
     x = x.clone().detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
-    return (x + eps * g.sign()).clamp(0, 1).detach()
-
-
-def _fgsm_wrong_sign(model, x, y, eps):
-    x = x.clone().detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(x), t), x)
     return (x - eps * g.sign()).clamp(0, 1).detach()
 
 
-def _fgsm_no_clip(model, x, y, eps):
+def _fgsm_wrong_sign(model, x, t, eps):  # the lesson's untargeted step, aimed at the target: moves away from it
     x = x.clone().detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(F.cross_entropy(model(x), y), x)
-    return (x + eps * g.sign()).detach()
+    (g,) = torch.autograd.grad(F.cross_entropy(model(x), t), x)
+    return (x + eps * g.sign()).clamp(0, 1).detach()
+
+
+def _fgsm_no_clip(model, x, t, eps):
+    x = x.clone().detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(F.cross_entropy(model(x), t), x)
+    return (x - eps * g.sign()).detach()
 
 
 def _stub(*args, **kwargs):
@@ -178,14 +178,15 @@ def _failures(question, answer, capsys):
     return capsys.readouterr().out
 
 
-def test_fgsm_check_passes_a_correct_fgsm(capsys):
+def test_targeted_fgsm_check_passes_a_correct_targeted_fgsm(capsys):
     assert "lab03.q1: 8/8 visible checks passed" in _passes("lab03.q1", _fgsm, capsys)
 
 
-def test_fgsm_check_explains_the_wrong_gradient_sign(capsys):
+def test_targeted_fgsm_check_explains_the_wrong_gradient_sign(capsys):
     out = _failures("lab03.q1", _fgsm_wrong_sign, capsys)
-    assert "✘ raises the loss (gradient sign)" in out
-    assert "wrong sign" in out and "should go UP" in out
+    assert "✘ lowers the loss of the target class (gradient sign)" in out
+    assert "should go DOWN" in out and "untargeted FGSM of the lesson" in out
+    assert "✘ the target class on ≥ 40% of digits at ε = 0.2" in out
 
 
 def test_fgsm_check_explains_missing_clipping(capsys):
@@ -194,7 +195,7 @@ def test_fgsm_check_explains_missing_clipping(capsys):
     assert "outside [0, 1]" in out and "Clip" in out
 
 
-@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4", "q5", "q6", "q7"])
+@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4", "q5", "q6", "q7", "q8", "q9"])
 def test_every_check_fails_on_the_untouched_stub(question, capsys):
     out = _failures(f"lab03.{question}", _stub, capsys)
     assert "not answered yet" in out
@@ -311,3 +312,77 @@ def test_adversarial_loss_check_passes_without_warnings_and_checks_seeds_and_att
     out = _failures("lab03.q6", _make_loss(use_attack=False), capsys)
     assert "✘ the cross-entropy on the given attack's examples" in out and "not answered yet" in out
     assert pgd is _stub, "the stand-in for pgd is removed after the check"
+
+
+# ------------------------------------------------------------------- q8 restoration, q9 BPDA
+
+
+def _quantise(x, n):
+    return torch.round(x * (n - 1)) / (n - 1)
+
+
+def _restorer(prefer_fewer=False, ignore_clean=False):
+    def fit_restorer(model, x_val, y_val, attack, levels=(2, 3, 4, 5, 6, 8), max_clean_drop=0.02):
+        def acc(x):
+            with torch.no_grad():
+                return float((model(x).argmax(1) == y_val).float().mean())
+
+        xa = attack(model, x_val, y_val)
+        floor = acc(x_val) - max_clean_drop
+        kept = [(acc(_quantise(xa, n)), -n if prefer_fewer else n) for n in levels
+                if ignore_clean or acc(_quantise(x_val, n)) >= floor]
+        best = abs(max(kept)[1]) if kept else max(levels)
+        return lambda x: _quantise(x, best)
+
+    return fit_restorer
+
+
+def test_restorer_rule_expectations_are_what_the_rule_gives():
+    """The q8 check's written-out levels (8 with no attack, 5 in the tie of (3, 5), 3 against its fixed PGD)
+    recomputed here, and the tie is a real one."""
+    from aisec.checks import lab03 as checks
+
+    model, x, y = checks._fixture()
+    cases = ((checks._no_attack, (2, 3, 4, 5, 6, 8), 8), (checks._no_attack, (3, 5), 5), (checks._grid_pgd, (2, 3, 4, 5, 6, 8), 3))
+    for attack, levels, want in cases:
+        restore = _restorer()(model, x, y, attack, levels)
+        assert len(torch.unique(restore(checks._RAMP))) == want
+    with torch.no_grad():
+        read = [float((model(_quantise(x, n)).argmax(1) == y).float().mean()) for n in (3, 5)]
+    assert read[0] == read[1]
+
+
+def test_restorer_checks_pass_the_rule_and_catch_its_breaches(capsys):
+    assert "lab03.q8: 4/4 visible checks passed" in _passes("lab03.q8", _restorer(), capsys)
+    out = _failures("lab03.q8", _restorer(prefer_fewer=True), capsys)
+    assert "✘ picks the levels by the rule" in out and "ties: more levels" in out
+
+    def twice(model, x_val, y_val, attack, levels=(2, 3, 4, 5, 6, 8), max_clean_drop=0.02):
+        attack(model, x_val, y_val)
+        return _restorer()(model, x_val, y_val, attack, levels, max_clean_drop)
+
+    assert "called 2 times" in _failures("lab03.q8", twice, capsys)
+    out = _failures("lab03.q8", lambda model, x, y, attack, **kw: (lambda z: z), capsys)
+    assert "✘ restore rounds to one of the candidate grids" in out
+
+
+def _bpda(straight_through=True):
+    def bpda_pgd(model, restore, x, y, eps, alpha, steps, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        x = x.detach()
+        xa = (x + (torch.rand(x.shape, generator=g) * 2 - 1) * eps).clamp(0, 1)
+        for _ in range(steps):
+            xa.requires_grad_(True)
+            z = xa + (restore(xa) - xa).detach() if straight_through else restore(xa)
+            (gr,) = torch.autograd.grad(F.cross_entropy(model(z), y), xa, allow_unused=True)
+            gr = torch.zeros_like(xa) if gr is None else gr
+            xa = torch.min(torch.max(xa.detach() + alpha * gr.sign(), x - eps), x + eps).clamp(0, 1)
+        return xa.detach()
+
+    return bpda_pgd
+
+
+def test_bpda_checks_pass_bpda_and_explain_the_masked_gradient(capsys):
+    assert "lab03.q9: 4/4 visible checks passed" in _passes("lab03.q9", _bpda(), capsys)
+    out = _failures("lab03.q9", _bpda(straight_through=False), capsys)
+    assert "✘ breaks the quantised reader" in out and "zero gradient" in out and "(restore(x) - x).detach()" in out

@@ -242,3 +242,80 @@ def test_malformed_texts_are_refused(spam: dict, texts: object) -> None:
     for name in ("lab03.spam_evasion_rate", "lab03.spam_caught_rate"):
         with pytest.raises(Malformed):
             SCORERS[name](ref, {"texts": texts})
+
+
+# ------------------------------------------------------------- Q1: the targeted FGSM
+
+
+def _targeted(target: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, eps: float) -> torch.Tensor:
+    x = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(target(x), t), x)
+    return (x - eps * g.sign()).clamp(0, 1).detach()
+
+
+def test_targeted_success_counts_the_target_class_within_budget(hidden: dict) -> None:
+    x, y, target = hidden["x"][:N], hidden["y"][:N], hidden["target"]
+    t = (y + 1) % 10
+    ref = {**_images_ref(hidden, 0.2, _rows(x)), "targets": t.tolist()}
+    score = SCORERS["lab03.targeted_success_rate"]
+    hit = score(ref, {"images": _rows(_targeted(target, x, t, 0.2))})
+    assert hit >= 0.4, "a targeted FGSM at eps 0.2 reaches the next digit often"
+    assert score(ref, {"images": _rows(lab03._reference_fgsm(target, x, y, 0.2))}) < hit - 0.2, "untargeted is not targeted"
+    far = _targeted(target, x, t, 0.6)
+    with torch.no_grad():
+        assert float((target(far).argmax(1) == t).double().mean()) > hit  # it would hit more, yet
+    assert score(ref, {"images": _rows(far)}) == 0.0  # every image is over budget: no hit counts
+    with pytest.raises(Malformed, match="authoring error"):
+        score({**ref, "targets": t.tolist()[:-1]}, {"images": _rows(x)})
+
+
+# ---------------------------------------------------- Q8, Q9: restoration and BPDA
+
+
+def test_restored_accuracy_reads_the_students_images_with_the_rebuilt_target(hidden: dict) -> None:
+    split, target = hidden["split"], hidden["target"]
+    start, n = 270, 60
+    x = torch.as_tensor(split.x_test[start : start + n])
+    y = torch.as_tensor(split.y_test[start : start + n])
+    ref = {"seed": SEED, "start": start, "labels": y.tolist()}
+    score = SCORERS["lab03.restored_accuracy"]
+    pgd = lab03._reference_pgd(target, x, y, 0.1)
+    bare, restored = score(ref, {"images": _rows(pgd)}), score(ref, {"images": _rows(lab03._quantise(pgd, 4))})
+    assert restored > bare + 0.2, "rounding to 4 levels undoes much of a PGD crafted on the bare reader"
+    with torch.no_grad():
+        assert score(ref, {"images": _rows(x)}) == pytest.approx(float((target(x).argmax(1) == y).double().mean()))
+    shifted = x.clone()
+    shifted[:, 0] = 1.5  # not an image: misread whatever the target says
+    assert score(ref, {"images": _rows(shifted)}) == 0.0
+    with pytest.raises(Malformed):
+        score(ref, {"images": _rows(x)[:-1]})
+    with pytest.raises(Malformed, match="authoring error"):
+        score({**ref, "start": 0}, {"images": _rows(x)})
+
+
+def _bpda(target: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, levels: int) -> torch.Tensor:
+    x_adv = x.clone()
+    for _ in range(20):
+        x_adv.requires_grad_(True)
+        through = x_adv + (lab03._quantise(x_adv, levels) - x_adv).detach()
+        (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(target(through), y), x_adv)
+        x_adv = torch.min(torch.max(x_adv.detach() + eps / 4 * g.sign(), x - eps), x + eps).clamp(0, 1)
+    return x_adv.detach()
+
+
+def test_quantised_accuracy_puts_the_graders_quantiser_in_front_of_the_target(hidden: dict) -> None:
+    x, y, target = hidden["x"][:N], hidden["y"][:N], hidden["target"]
+    ref = {**_images_ref(hidden, 0.15, _rows(x)), "levels": 5}
+    score = SCORERS["lab03.quantised_adversarial_accuracy"]
+    masked = x.clone()  # PGD through round(): a zero gradient, so no step moves the image
+    for _ in range(5):
+        masked.requires_grad_(True)
+        (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(target(lab03._quantise(masked, 5)), y), masked)
+        assert float(g.abs().max()) == 0.0
+        masked = masked.detach()
+    broken = _bpda(target, x, y, 0.15, 5)
+    assert score(ref, {"images": _rows(broken)}) <= 0.25 < 0.8 <= score(ref, {"images": _rows(masked)})
+    over = _bpda(target, x, y, 0.3, 5)
+    assert score(ref, {"images": _rows(over)}) == 1.0, "outside the eps-ball: read correctly"
+    with pytest.raises(Malformed, match="authoring error"):
+        score({**ref, "levels": 1}, {"images": _rows(broken)})

@@ -73,50 +73,56 @@ def _expect_valid_pixels(x_adv: torch.Tensor) -> None:
         )
 
 
-# ------------------------------------------------------------------------------ q1 FGSM
+# ------------------------------------------------------------------------------ q1 targeted FGSM
 
 
-def _fgsm_type(fgsm: Callable[..., Any]) -> None:
+def _targets(y: torch.Tensor) -> torch.Tensor:
+    """The visible checks' target classes: the next digit ((y + 1) mod 10), never the true one."""
+    return (y + 1) % 10
+
+
+def _fgsm_type(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
-    _expect_image_batch(fgsm(model, x, y, 0.1), x, "fgsm(model, x, y, 0.1)")
+    _expect_image_batch(fgsm_targeted(model, x, _targets(y), 0.1), x, "fgsm_targeted(model, x, target, 0.1)")
 
 
-def _fgsm_no_side_effects(fgsm: Callable[..., Any]) -> None:
+def _fgsm_no_side_effects(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
     before = x.clone()
-    fgsm(model, x, y, 0.1)
+    fgsm_targeted(model, x, _targets(y), 0.1)
     if not torch.equal(before, x):
-        raise AssertionError("fgsm changed its input x in place; work on a copy (x.clone().detach())")
+        raise AssertionError("fgsm_targeted changed its input x in place; work on a copy (x.clone().detach())")
 
 
-def _fgsm_ball(fgsm: Callable[..., Any]) -> None:
+def _fgsm_ball(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
     for eps in (0.05, 0.2):
-        _expect_in_ball(fgsm(model, x, y, eps).detach(), x, eps)
+        _expect_in_ball(fgsm_targeted(model, x, _targets(y), eps).detach(), x, eps)
 
 
-def _fgsm_range(fgsm: Callable[..., Any]) -> None:
+def _fgsm_range(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
     # Digits have many pixels at exactly 0 and 1: an unclipped step leaves [0, 1] at once.
-    _expect_valid_pixels(fgsm(model, x, y, 0.2).detach())
+    _expect_valid_pixels(fgsm_targeted(model, x, _targets(y), 0.2).detach())
 
 
-def _fgsm_sign(fgsm: Callable[..., Any]) -> None:
+def _fgsm_sign(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
-    x_adv = fgsm(model, x, y, 0.1).detach()
-    clean, adv = _loss(model, x, y), _loss(model, x_adv, y)
-    if not adv > clean:
+    t = _targets(y)
+    x_adv = fgsm_targeted(model, x, t, 0.1).detach()
+    clean, adv = _loss(model, x, t), _loss(model, x_adv, t)
+    if not adv < clean:
         raise AssertionError(
-            f"the loss went from {clean:.3f} on clean inputs to {adv:.3f} on yours: it should go UP. You probably "
-            "stepped with the wrong sign (x - ε·sign(∇x loss)) or took the gradient of the wrong quantity (minus the "
-            "loss, or the true class's probability). FGSM is x + ε·sign(∇x L(f(x), y)), ascending the loss"
+            f"the cross-entropy towards the target class went from {clean:.3f} to {adv:.3f}: it should go DOWN. "
+            "A targeted attack descends the loss of the *target* label: x - ε·sign(∇x L(f(x), t)). Stepping up "
+            "(+ε) or using the true labels y gives the untargeted FGSM of the lesson"
         )
 
 
-def _fgsm_full_step(fgsm: Callable[..., Any]) -> None:
+def _fgsm_full_step(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
     eps = 0.1
-    x_adv = fgsm(model, x, y, eps).detach()
+    x_adv = fgsm_targeted(model, x, _targets(y), eps).detach()
     delta = (x_adv - x).abs()
     full = (delta - eps).abs() < 1e-5
     at_bound = (x_adv <= 1e-6) | (x_adv >= 1 - 1e-6)
@@ -128,17 +134,19 @@ def _fgsm_full_step(fgsm: Callable[..., Any]) -> None:
         )
 
 
-def _fgsm_zero(fgsm: Callable[..., Any]) -> None:
+def _fgsm_zero(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
-    if not torch.allclose(fgsm(model, x, y, 0.0).detach(), x):
+    if not torch.allclose(fgsm_targeted(model, x, _targets(y), 0.0).detach(), x):
         raise AssertionError("with ε = 0 the attack must return the input unchanged")
 
 
-def _fgsm_strong(fgsm: Callable[..., Any]) -> None:
+def _fgsm_hits_target(fgsm_targeted: Callable[..., Any]) -> None:
     model, x, y = _fixture()
-    acc = _acc(model, fgsm(model, x, y, 0.2).detach(), y)
-    if acc > 0.2:
-        raise AssertionError(f"accuracy under your FGSM at ε = 0.2 is {acc:.0%}; a correct FGSM brings it below 20%")
+    t = _targets(y)
+    hit = _acc(model, fgsm_targeted(model, x, t, 0.2).detach(), t)
+    if hit < 0.4:
+        raise AssertionError(f"at ε = 0.2 the target reads the chosen class on {hit:.0%} of the digits; a correct "
+                             "targeted FGSM reaches more than 40%")
 
 
 # ------------------------------------------------------------------------------ q2 PGD
@@ -475,16 +483,149 @@ def _norm_homoglyphs(normalise: Callable[..., Any]) -> None:
                                      f"homoglyph in HOMOGLYPHS back to its Latin letter ({latin!r})")
 
 
+# ------------------------------------------------------------------- q8 restoration by quantisation
+
+_RAMP = torch.linspace(0.0, 1.0, 65)[None, :64].contiguous()  # every grey level an input can have, in one row
+_CANDIDATE_LEVELS = (2, 3, 4, 5, 6, 8)
+
+
+def _no_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return x.clone()
+
+
+def _restorer(fit_restorer: Callable[..., Any], attack: Callable[..., Any] = _no_attack) -> Callable[..., Any]:
+    model, x, y = _fixture()
+    restore = fit_restorer(model, x, y, attack)
+    if not callable(restore):
+        raise AssertionError(f"fit_restorer should return a function restore(x), got "
+                             f"{type(restore).__name__}")
+    return restore
+
+
+def _restore_shape(fit_restorer: Callable[..., Any]) -> None:
+    _, x, _ = _fixture()
+    out = _expect_image_batch(_restorer(fit_restorer)(x), x, "restore(x)")
+    _expect_valid_pixels(out)
+
+
+def _restore_is_quantiser(fit_restorer: Callable[..., Any]) -> None:
+    restore = _restorer(fit_restorer)
+    out = restore(_RAMP).detach()
+    values = sorted(set(np.round(out.flatten().double().numpy(), 6).tolist()))
+    grids = {n: [round(k / (n - 1), 6) for k in range(n)] for n in _CANDIDATE_LEVELS}
+    if values not in grids.values():
+        raise AssertionError(f"restore maps the 65 grey levels to {counted(len(values), 'value')}; it should round "
+                             "every pixel to the nearest of n evenly spaced levels k/(n-1), for one n of `levels`")
+    if not torch.equal(restore(out).detach(), out):
+        raise AssertionError("restoring twice should change nothing (quantisation is idempotent)")
+
+
+def _restore_attack_once(fit_restorer: Callable[..., Any]) -> None:
+    calls = []
+
+    def attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return x.clone()
+
+    _restorer(fit_restorer, attack)
+    if calls != [200]:
+        raise AssertionError(f"the attack was called {counted(len(calls), 'time')}; call attack(model, x_val, y_val) "
+                             "once, on the whole validation set, and score every level on those examples")
+
+
+def _restore_rule(fit_restorer: Callable[..., Any]) -> None:
+    # Expectations written out for the lab's target (seed 0) and its first 200 test digits; a test in
+    # tests/ recomputes them. With no attack and the candidates (3, 5), both read the same share of digits:
+    # the tie goes to 5.
+    model, x, y = _fixture()
+    for attack, levels, want, what in (
+        (_no_attack, _CANDIDATE_LEVELS, 8, "an attack that changes nothing"),
+        (_no_attack, (3, 5), 5, "an attack that changes nothing, with levels=(3, 5) (a tie)"),
+        (_grid_pgd, _CANDIDATE_LEVELS, 3, "PGD at ε = 0.1 (a fixed stand-in attack)"),
+    ):
+        restore = fit_restorer(model, x, y, attack, levels=levels)
+        if not callable(restore):
+            raise AssertionError(f"fit_restorer should return a function restore(x), got {type(restore).__name__}")
+        out = restore(_RAMP).detach()
+        got = len(set(np.round(out.flatten().double().numpy(), 6).tolist()))
+        if got != want:
+            raise AssertionError(f"against {what} your restorer quantises to {counted(got, 'level')}, the rule picks "
+                                 f"{want}: among the levels whose clean accuracy drops by at most max_clean_drop, take "
+                                 "the one with the best accuracy on the attacked validation digits (ties: more levels)")
+
+
+def _grid_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A fixed attack for the checks: PGD-20 at ε = 0.1, no random start (not the Q2 answer's signature)."""
+    x_adv = x.clone()
+    for _ in range(20):
+        x_adv.requires_grad_(True)
+        (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(x_adv), y), x_adv)
+        x_adv = torch.min(torch.max(x_adv.detach() + 0.025 * grad.sign(), x - 0.1), x + 0.1).clamp(0, 1)
+    model.zero_grad()
+    return x_adv.detach()
+
+
+# ------------------------------------------------------------------------ q9 BPDA on the quantiser
+
+
+def _quantiser(levels: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The defence the checks attack: round every pixel to the nearest of ``levels`` grey levels."""
+    return lambda x: torch.round(x * (levels - 1)) / (levels - 1)
+
+
+def _bpda_run(bpda_pgd: Callable[..., Any], restore: Callable[..., Any], eps: float = 0.2) -> torch.Tensor:
+    model, x, y = _fixture()
+    return bpda_pgd(model, restore, x, y, eps, eps / 4, 20, 0)
+
+
+def _bpda_type(bpda_pgd: Callable[..., Any]) -> None:
+    _, x, _ = _fixture()
+    _expect_image_batch(_bpda_run(bpda_pgd, _quantiser(5)), x, "bpda_pgd(model, restore, x, y, 0.2, 0.05, 20, 0)")
+
+
+def _bpda_ball_range(bpda_pgd: Callable[..., Any]) -> None:
+    _, x, _ = _fixture()
+    x_adv = _bpda_run(bpda_pgd, _quantiser(5), 0.1).detach()
+    _expect_in_ball(x_adv, x, 0.1)
+    _expect_valid_pixels(x_adv)
+
+
+def _bpda_uses_restore(bpda_pgd: Callable[..., Any]) -> None:
+    calls = []
+
+    def restore(x: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return _quantiser(5)(x)
+
+    _bpda_run(bpda_pgd, restore)
+    if len(calls) < 20:
+        raise AssertionError(f"restore was called {counted(len(calls), 'time')} in 20 steps: every step must attack "
+                             "the defended reader model(restore(x)), not the bare model")
+
+
+def _bpda_breaks_quantiser(bpda_pgd: Callable[..., Any]) -> None:
+    model, x, y = _fixture()
+    for levels, most in ((5, 0.1), (3, 0.3)):
+        quantise = _quantiser(levels)
+        acc = _acc(model, quantise(_bpda_run(bpda_pgd, quantise).detach()), y)
+        if acc > most:
+            raise AssertionError(
+                f"the reader behind a {levels}-level quantiser still reads {acc:.0%} of your ε = 0.2 digits (a correct "
+                f"BPDA attack: at most {most:.0%}). torch.round has a zero gradient almost everywhere, so a plain "
+                "gradient through restore is zero; pass it straight through: x + (restore(x) - x).detach()"
+            )
+
+
 CHECKS: dict[str, list[Check]] = {
     "q1": [
         Check("returns a float32 tensor of the input's shape", _fgsm_type),
         Check("leaves the input untouched", _fgsm_no_side_effects),
         Check("stays inside the ε-ball", _fgsm_ball),
         Check("keeps pixels in [0, 1] (clipping)", _fgsm_range),
-        Check("raises the loss (gradient sign)", _fgsm_sign),
+        Check("lowers the loss of the target class (gradient sign)", _fgsm_sign),
         Check("moves every pixel by the full ε (sign step)", _fgsm_full_step),
         Check("ε = 0 changes nothing", _fgsm_zero),
-        Check("accuracy ≤ 20% at ε = 0.2", _fgsm_strong),
+        Check("the target class on ≥ 40% of digits at ε = 0.2", _fgsm_hits_target),
     ],
     "q2": [
         Check("returns a float32 tensor of the input's shape", _pgd_type),
@@ -517,21 +658,35 @@ CHECKS: dict[str, list[Check]] = {
         Check("NFKC, zero-width removal, case kept", _norm_cases),
         Check("every homoglyph mapped back", _norm_homoglyphs),
     ],
+    "q8": [
+        Check("returns restore(x): a float32 batch of the input's shape, pixels in [0, 1]", _restore_shape),
+        Check("restore rounds to one of the candidate grids", _restore_is_quantiser),
+        Check("calls the attack once, on the validation set", _restore_attack_once),
+        Check("picks the levels by the rule (no attack; a tie; a fixed PGD)", _restore_rule),
+    ],
+    "q9": [
+        Check("returns a float32 tensor of the input's shape", _bpda_type),
+        Check("stays inside the ε-ball and in [0, 1]", _bpda_ball_range),
+        Check("attacks through restore on every step", _bpda_uses_restore),
+        Check("breaks the quantised reader (5 and 3 levels, ε = 0.2)", _bpda_breaks_quantiser),
+    ],
 }
 
 
 #: An authored hint for every hidden record of the lab (by key): the property it tests, never a value.
 #: Hidden tests use another split of the digits (another target), fresh spam and other seeds.
 HIDDEN_HINTS: dict[str, str] = {
-    "q1_fgsm_test.returns_tensor_type": "fgsm returns a torch tensor",
-    "q1_fgsm_test.shape": "the adversarial batch keeps the input's shape",
-    "q1_fgsm_test.dtype": "the adversarial batch keeps the input's floating-point dtype",
-    "q1_fgsm_test.stays_in_eps_ball": "no pixel moves by more than ε",
-    "q1_fgsm_test.clipped_to_valid_pixels": "pixels stay in [0, 1]",
-    "q1_fgsm_test.loss_goes_up_gradient_sign": "the step ascends the loss of another target",
-    "q1_fgsm_test.accuracy_at_eps_0_2": "a large ε fools another target on almost every digit (measured by the grader)",
-    "q1_fgsm_test.accuracy_at_eps_0_05": "the target's accuracy under a small-ε FGSM matches a correct FGSM's",
-    "q1_fgsm_test.mean_abs_perturbation": "the size of the perturbation matches a full sign step, clipped",
+    "q1_targeted_test.returns_tensor_type": "fgsm_targeted returns a torch tensor",
+    "q1_targeted_test.shape": "the adversarial batch keeps the input's shape",
+    "q1_targeted_test.dtype": "the adversarial batch keeps the input's floating-point dtype",
+    "q1_targeted_test.stays_in_eps_ball": "no pixel moves by more than ε",
+    "q1_targeted_test.clipped_to_valid_pixels": "pixels stay in [0, 1]",
+    "q1_targeted_test.target_loss_goes_down": "the step descends the loss of the target class on another model",
+    "q1_targeted_test.target_class_rate_at_eps_0_2": "a large ε makes another target read the chosen class on many "
+                                                     "digits (measured by the grader)",
+    "q1_targeted_test.target_class_rate_at_eps_0_1": "the share of digits read as the chosen class at a small ε matches "
+                                                     "a correct targeted FGSM's",
+    "q1_targeted_test.mean_abs_perturbation": "the size of the perturbation matches a full sign step, clipped",
     "q2_pgd_test.returns_tensor_type": "pgd returns a torch tensor",
     "q2_pgd_test.shape": "the adversarial batch keeps the input's shape",
     "q2_pgd_test.stays_in_eps_ball": "every step is projected back into the ε-ball",
@@ -569,4 +724,21 @@ HIDDEN_HINTS: dict[str, str] = {
                                           "normalised exactly",
     "q7_normalise_test.recovers_original": "normalising recovers the original messages",
     "q7_normalise_test.spam_caught_after_normalise": "the filter catches the normalised spam again",
+    "q8_restore_test.one_attack_call": "the attack is called once, on the validation digits",
+    "q8_restore_test.levels_follow_the_rule": "against a stronger attack on another target, the levels follow the rule",
+    "q8_restore_test.restores_hidden_pgd": "the restored reader reads most digits of an unseen PGD attack (measured by "
+                                           "the grader)",
+    "q8_restore_test.restores_hidden_fgsm": "the restored reader reads most digits of an unseen FGSM attack (measured "
+                                            "by the grader)",
+    "q8_restore_test.benign_digits_keep_accuracy": "restoring clean digits keeps the reader's accuracy (measured by the "
+                                                   "grader)",
+    "q9_bpda_test.returns_tensor_type": "bpda_pgd returns a torch tensor",
+    "q9_bpda_test.shape": "the adversarial batch keeps the input's shape",
+    "q9_bpda_test.stays_in_eps_ball": "every step is projected back into the ε-ball",
+    "q9_bpda_test.clipped_to_valid_pixels": "pixels stay in [0, 1]",
+    "q9_bpda_test.restore_on_every_step": "every step goes through the defence",
+    "q9_bpda_test.identity_restore_is_pgd": "with a defence that changes nothing, the attack is the PGD of Q2",
+    "q9_bpda_test.breaks_five_level_quantiser": "the grader's quantised reader of another target is fooled at the "
+                                                "given ε (measured by the grader)",
+    "q9_bpda_test.breaks_three_level_quantiser": "a coarser quantiser is fooled too (measured by the grader)",
 }

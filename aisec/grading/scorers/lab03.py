@@ -248,6 +248,65 @@ def pgd_minus_fgsm_accuracy(reference: Any, student: Any) -> float:
     return adversarial_accuracy(reference, student) - float(_correct(model, fgsm, y).double().mean())
 
 
+def _ref_targets(reference: Any, n: int) -> Any:
+    import torch
+
+    targets = reference.get("targets") if isinstance(reference, dict) else None
+    if not isinstance(targets, list) or len(targets) != n or not all(type(v) is int and 0 <= v <= 9 for v in targets):
+        raise Malformed("the reference records no target classes (an authoring error: tell your instructor)")
+    return torch.as_tensor(targets, dtype=torch.long)
+
+
+def targeted_success_rate(reference: Any, student: Any) -> float:
+    """Reference ``{"seed": int, "eps": float, "labels": [int] * n, "targets": [int] * n}``; student
+    ``{"images": [[64 floats]] * n}``, targeted adversarial versions of the first n hidden test
+    digits. The fraction of images the rebuilt target reads as their target class, an image outside
+    the eps-ball of its clean image or outside [0, 1] counting as a miss."""
+    x, y = _test_set(reference)
+    targets = _ref_targets(reference, len(y))
+    adv = _images(student, len(y))
+    model = _target(_ref_int(reference, "seed"))
+    hit = _correct(model, adv.float(), targets) & _within_budget(x, adv, _ref_eps(reference))
+    return float(hit.double().mean())
+
+
+# --------------------------------------------- Q8, Q9: input restoration by quantisation, and BPDA
+
+
+def restored_accuracy(reference: Any, student: Any) -> float:
+    """Reference ``{"seed": int, "start": int, "labels": [int] * n}`` (the hidden digits
+    ``x_test[start:start + n]``, clean or attacked by the hidden test); student ``{"images": [[64
+    floats]] * n}``, what the student's restoration made of them. The rebuilt target's accuracy on
+    the restored images, an image with pixels outside [0, 1] counting as misread. The restoration
+    may change an image freely: it is the defender's preprocessing, not an attack."""
+    _, y = _test_set(reference, start=_ref_int(reference, "start"))
+    images = _images(student, len(y))
+    valid = ((images >= -PIXEL_TOLERANCE) & (images <= 1 + PIXEL_TOLERANCE)).all(dim=1)
+    model = _target(_ref_int(reference, "seed"))
+    return float((_correct(model, images.float(), y) & valid).double().mean())
+
+
+def _quantise(x: Any, levels: int) -> Any:
+    """The grader's defence: every pixel rounded to the nearest of ``levels`` evenly spaced grey levels."""
+    import torch
+
+    return torch.round(x * (levels - 1)) / (levels - 1)
+
+
+def quantised_adversarial_accuracy(reference: Any, student: Any) -> float:
+    """Reference ``{"seed": int, "eps": float, "levels": int, "labels": [int] * n}``; student
+    ``{"images": [[64 floats]] * n}``, adversarial versions of the first n hidden digits. The
+    accuracy of the defended reader, the rebuilt target behind the grader's quantiser (``levels``
+    grey levels), on the student's images; an image outside the eps-ball or [0, 1] counts as read
+    correctly."""
+    x, y = _test_set(reference)
+    levels = _ref_int(reference, "levels", 2, 256)
+    adv = _images(student, len(y))
+    model = _target(_ref_int(reference, "seed"))
+    fooled = ~_correct(model, _quantise(adv.float(), levels), y) & _within_budget(x, adv, _ref_eps(reference))
+    return 1.0 - float(fooled.double().mean())
+
+
 # ------------------------------------------------------------------- Q4: the surrogate
 
 SURROGATE_HIDDEN = (64, 64)
@@ -357,6 +416,9 @@ def spam_caught_rate(reference: Any, student: Any) -> float:
 
 SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab03.adversarial_accuracy": adversarial_accuracy,
+    "lab03.targeted_success_rate": targeted_success_rate,
+    "lab03.restored_accuracy": restored_accuracy,
+    "lab03.quantised_adversarial_accuracy": quantised_adversarial_accuracy,
     "lab03.pgd_minus_fgsm_accuracy": pgd_minus_fgsm_accuracy,
     "lab03.surrogate_agreement": surrogate_agreement,
     "lab03.transfer_accuracy": transfer_accuracy,
