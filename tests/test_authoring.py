@@ -93,11 +93,6 @@ def test_every_graded_cell_is_judged_by_hidden_records(notebook: Path) -> None:
         assert not re.fullmatch(r"[\w.]+", last), f"{meta['grade_id']}: a bare expression as last line becomes partial credit"
 
 
-#: Labs whose hidden records do not all carry an authored hint yet (``HIDDEN_HINTS`` in aisec/checks/labNN.py).
-#: Their authors are writing them; take a lab out of this set when its hints land, and the test below holds it.
-HINTS_PENDING = {"lab01", "lab02", "lab05"}
-
-
 def hidden_record_keys(nb: nbformat.NotebookNode) -> list[str]:
     """The keys recorded in a notebook's hidden blocks; an f-string key's fields are kept as ``{...}``."""
     hidden = "".join(h for cell in autograded_code_cells(nb) for h in HIDDEN_RE.findall(cell.source))
@@ -124,8 +119,6 @@ def test_every_hidden_record_has_an_authored_hint(notebook: Path) -> None:
     from aisec.grading.judge import hidden_hints
 
     lab = notebook.parent.name.split("_", 1)[0]
-    if lab in HINTS_PENDING:
-        pytest.skip(f"{lab}: hidden-record hints pending (HINTS_PENDING)")
     hints = hidden_hints(lab)
     keys = hidden_record_keys(nbformat.read(notebook, as_version=4))
     patterns = [key_pattern(k) for k in keys]

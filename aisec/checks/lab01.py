@@ -344,3 +344,72 @@ CHECKS = {
     ],
     "q11": [Check("trains with opacus and reports the accountant's epsilon", _q11_dp)],
 }
+
+
+#: An authored hint for every hidden record of the lab (by key): the property it tests, never a value.
+#: Hidden tests run the same functions on other seeds, candidate counts, checkpoints, corpora, records and pages.
+HIDDEN_HINTS: dict[str, str] = {
+    "q1_exposure_test.c16": "the exposure of the most-inserted canary with another candidate count and sampling seed",
+    "q1_exposure_test.c8": "the exposure of a canary inserted less often, with another candidate count and seed",
+    "q1_exposure_test.c16_min": "with a much larger candidate pool: the exposure uses the count you are given and "
+                                "ranks only strictly more likely candidates above the secret",
+    "q1_exposure_test.never_seen": "the exposure of a secret the model never saw, after a canary's prefix",
+    "q1_exposure_test.step50": "the exposure under an earlier checkpoint of the model: the model argument is the one "
+                               "scored",
+    "q2_beam_test.texts": "the beams after another canary's prefix with another width: texts best first, ties "
+                          "alphabetical",
+    "q2_beam_test.scores": "each beam's score is the log-probability of its text after the prefix",
+    "q2_beam_test.greedy": "a beam width of one is greedy decoding",
+    "q2_beam_test.other_alphabet": "a short search from a prefix no canary uses, under an earlier checkpoint: the "
+                                   "model, length, width and alphabet arguments are the ones used",
+    "q2_beam_test.recovers_c16": "the best beam after the most-inserted canary's prefix is its secret",
+    "q3_scrub_test.secrets_left": "no canary secret of another seed's ticket corpus survives scrubbing (counted by "
+                                  "the grader)",
+    "q3_scrub_test.tickets_changed": "the ticket lines of another seed's corpus (those starting with a hash) are left "
+                                     "unchanged",
+    "q3_scrub_test.prefix_kept": "each scrubbed canary line keeps the canary's prefix",
+    "q3_scrub_test.edge": "a standalone code followed by punctuation, next to a longer and a shorter number, is still "
+                          "replaced",
+    "q4_loss_test.values": "minus the per-row cross-entropy of another target model, on rows either side of its "
+                           "training set's end",
+    "q4_loss_test.auc": "the loss scores separate another target's members from its non-members (AUC measured by the "
+                        "grader)",
+    "q5_tpr_test.values": "the best true positive rate under several false-positive limits, the extremes included, on "
+                          "other labels and scores",
+    "q6_shadow_test.shape": "one membership score per query row",
+    "q6_shadow_test.auc": "shadow models trained on other records give scores that separate another target's members "
+                          "from its non-members (AUC measured by the grader)",
+    "q7_payload_test.zero_click_to_host": "your page, retrieved in another conversation, makes the browser fetch a "
+                                          "URL on another attacker host without a click",
+    "q7_payload_test.secrets_carried": "how many of another conversation's secrets the URLs fetched from the attacker "
+                                       "host carry",
+    "q8_sanitize_test.leaking": "no page answered from another seed's injection variants (another attacker host) "
+                                "leaks a secret of the conversation, links included (counted by the grader)",
+    "q8_sanitize_test.tricky_fetches": "on a page with upper-case tags, a plain-http image and off-list hosts: the "
+                                       "browser fetches only https images from allowed hosts",
+    "q8_sanitize_test.tricky_links": "no link to a host outside the allowed list survives",
+    "q8_sanitize_test.text_kept": "the page's text, link text included, is kept",
+    "q8_sanitize_test.legit_image": "a genuine answer keeps its https image from an allowed host",
+    "q9_wrap_test.obeyed": "with your wrapper, no answer to another seed's injection variants names the attacker's "
+                           "host (counted by the grader)",
+    "q9_wrap_test.one_close": "a text carrying a fake closing delimiter: the wrapped block has a single close, at its "
+                              "end, for the nonce given",
+    "q9_wrap_test.opens": "the wrapped block starts with the opening delimiter for the nonce given",
+    "q9_wrap_test.answers": "the assistant still answers a genuine question from the wrapped knowledge base",
+    "q10_detect_test.recall": "flags nearly all of another seed's injection variants (measured by the grader)",
+    "q10_detect_test.false_positives": "flags none of the knowledge base's pages or the genuine pages that mention "
+                                       "assistants, code and images",
+    "q10_detect_test.type": "returns a Python bool",
+    "q11_dp_test.eps8": "on other records, at a moderate target: the ε the grader's accountant computes from the "
+                        "history of the PrivacyEngine your training ran stays within the target",
+    "q11_dp_test.eps8_close": "at a moderate target, the ε actually spent is close to the target (the noise is not "
+                              "larger than needed)",
+    "q11_dp_test.eps8_returned": "at a moderate target, the ε you return is the accountant's ε of the training you "
+                                 "ran",
+    "q11_dp_test.eps05": "at a small target: the ε the grader's accountant computes from your training stays within "
+                         "the target",
+    "q11_dp_test.eps05_returned": "at a small target, the ε you return is the accountant's ε of the training you ran",
+    "q11_dp_test.acc8": "the model trained at a moderate target classifies held-out records better than chance",
+    "q11_dp_test.auc05": "at a small target, the loss attack on the private model is close to chance (AUC measured by "
+                         "the grader)",
+}

@@ -244,3 +244,57 @@ CHECKS = {
         Check("a DataFrame with the right index, columns and query counts", _q5_table),
     ],
 }
+
+
+#: An authored hint for every hidden record of the lab (by key): the property it tests, never a value.
+#: Hidden tests run the same functions on another seed: another digits split, attacked model, judge and patients.
+HIDDEN_HINTS: dict[str, str] = {
+    "q1_total_variation_test.values": "the total variation of other random images, vertical and horizontal neighbours "
+                                      "summed",
+    "q1_total_variation_test.grad": "the gradient of the summed total variation with respect to the images (torch "
+                                    "operations only)",
+    "q1_total_variation_test.shape": "one value per image",
+    "q2_invert_whitebox_test.type": "a numpy array with one row of pixels per target",
+    "q2_invert_whitebox_test.recon": "the reconstructions of every class from another model, exactly as the "
+                                     "docstring's Adam loop computes them",
+    "q2_invert_whitebox_test.in_range": "every pixel stays in the valid range, zero to one",
+    "q2_invert_whitebox_test.judge_rate": "an independent judge recognises most reconstructions as their target "
+                                          "(measured by the grader)",
+    "q2_invert_whitebox_test.target_conf": "the attacked model is confident of the target class on every "
+                                           "reconstruction (measured by the grader)",
+    "q2_invert_whitebox_test.corr": "the reconstructions correlate with their class's mean training image (measured "
+                                    "by the grader)",
+    "q2_invert_whitebox_test.recon_tv": "reconstructions of a few targets with a total-variation weight, other steps "
+                                        "and learning rate",
+    "q3_invert_blackbox_test.recon": "the query-only reconstructions of every class from another model's API, exactly "
+                                     "as the docstring's finite-difference steps compute them",
+    "q3_invert_blackbox_test.queries": "the number of API queries: one batch per step",
+    "q3_invert_blackbox_test.judge_rate": "an independent judge recognises most query-only reconstructions as their "
+                                          "target (measured by the grader)",
+    "q3_invert_blackbox_test.rounding_cut": "the same attack against an API that rounds its confidences is recognised "
+                                            "much less often (measured by the grader)",
+    "q3_invert_blackbox_test.recon_wide": "a reconstruction with another probe width, learning rate and step count: "
+                                          "the arguments are the ones used",
+    "q4_attribute_inference_test.type": "a list of str, one genotype per person",
+    "q4_attribute_inference_test.guesses": "the MAP genotypes of other patients, the genotype column dropped, ties to "
+                                           "the first genotype",
+    "q4_attribute_inference_test.queries": "one API query per candidate genotype for all people together",
+    "q4_attribute_inference_test.accuracy": "the guesses recover most patients' genotypes, training patients and "
+                                            "others (measured by the grader)",
+    "q4_attribute_inference_test.guesses_flat_prior": "with a flat prior, and a genotype column present that must be "
+                                                      "ignored, the guesses follow the API's confidences alone",
+    "q5_defence_table_test.type": "a pandas DataFrame",
+    "q5_defence_table_test.index": "one row per defence, in the order of the APIs given",
+    "q5_defence_table_test.columns": "the three columns in the stated order",
+    "q5_defence_table_test.utility": "each defended API's accuracy on another seed's test digits, measured after a "
+                                     "reset",
+    "q5_defence_table_test.queries": "the queries the inversions used, counted after a second reset",
+    "q5_defence_table_test.success": "the judge's recognition rate of the inversions against the undefended, rounding "
+                                     "and top-label APIs",
+    "q5_defence_table_test.round1_utility_loss": "the accuracy rounding costs the API",
+    "q5_defence_table_test.success_none": "inversion against the undefended API succeeds on most classes (measured by "
+                                          "the grader)",
+    "q5_defence_table_test.success_round1": "inversion against the rounding API mostly fails (measured by the grader)",
+    "q5_defence_table_test.success_top1": "inversion against the top-label-only API mostly fails (measured by the "
+                                          "grader)",
+}

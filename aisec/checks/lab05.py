@@ -188,3 +188,36 @@ CHECKS = {
     "q7": [Check("the retrieval condition on a visible question", _q7_retrieved)],
     "q8": [Check("drops unsigned pages, keeps the ranking of signed ones", _q8_provenance)],
 }
+
+
+#: An authored hint for every hidden record of the lab (by key): the property it tests, never a value.
+#: Hidden tests run the same functions on another seed: other results, held-out apps, inboxes, questions and keys.
+HIDDEN_HINTS: dict[str, str] = {
+    "q1_asr_table_test.index": "on other results with other family names: one row per family, sorted, then the "
+                               "overall row",
+    "q1_asr_table_test.counts": "the attempts and successes of each family and overall, as integers",
+    "q1_asr_table_test.rates": "each row's success rate and Wilson interval at the stated confidence",
+    "q2_filter_test.blocked_leaks": "catches nearly every leak of other secrets: verbatim, spaced out, reversed, in "
+                                    "base sixty-four with or without padding, or a whole sentence encoded so "
+                                    "(measured by the grader)",
+    "q2_filter_test.blocked_benign": "flags almost no refusal or unrelated reply, encoded other text included "
+                                     "(measured by the grader)",
+    "q3_attack_test.replies": "your attacks extract the secret from held-out apps whose system prompts are worded "
+                              "differently (measured by the grader)",
+    "q4_choose_test.type": "every choice is a Python int",
+    "q4_choose_test.choices": "the call with the highest mean token log-probability, among candidate calls of other "
+                              "injected inboxes",
+    "q5_spotlight_test.exfiltration": "on other inboxes, with your spotlighting the agent rarely sends to the "
+                                      "injection's attacker (measured by the grader)",
+    "q5_spotlight_test.task_success": "with your spotlighting the agent still makes the expected call on enough "
+                                      "inboxes, injected or not (measured by the grader)",
+    "q6_policy_test.blocks_exfiltration": "blocks every candidate action of other inboxes whose destination came from "
+                                          "outside the user and the contacts (measured by the grader)",
+    "q6_policy_test.spares_the_rest": "allows almost every other candidate action, injected inboxes or not (measured "
+                                      "by the grader)",
+    "q7_poison_test.answers": "your page, planted in another corpus, makes the model answer other questions with the "
+                              "wrong answer (measured by the grader)",
+    "q8_provenance_test.retrieved": "on another corpus and key: the signed documents ranked as plain retrieval ranks "
+                                    "them; pages signed with another key, carrying another page's signature or none "
+                                    "are never returned",
+}
