@@ -14,10 +14,16 @@ Decoding is greedy unless a temperature is given; with a fixed thread count the 
 give the same text (the lab's tests check this). Cost is roughly proportional to the number
 of tokens processed (about 4 ms per token on 2 cores), so prompts are short, new-token
 counts small, and candidate actions are *scored* (one forward pass) rather than generated.
+
+Because greedy decoding and scoring are pure functions of their exact input, their results are also
+kept on disk (:class:`OutputCache`): a second run of a notebook reads them instead of recomputing.
+The key is a sha256 over everything the result depends on, so only identical input hits.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import importlib.metadata
 import importlib.util
 import inspect
@@ -110,6 +116,144 @@ def model_folder() -> Path:
     return folder
 
 
+# ------------------------------------------------------------------------- the output cache
+
+OUTPUT_CACHE = "llm-outputs"  # folder under the course cache dir
+# Per process: a notebook's own outputs are a few hundred kB; a student's runaway loop must not fill the disk.
+MAX_WRITE_BYTES_PER_PROCESS = 32 * 2**20
+MAX_ENTRY_BYTES = 256 * 2**10
+_SAMPLED_ELEMENTS = 256  # per parameter, for the cheap "is this still the file's model" check
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_MODEL_DIGEST: dict[str, str] = {}
+
+
+def model_digest() -> str:
+    """sha256 of the GGUF weights file (once per process, about 0.2 s)."""
+    if "gguf" not in _MODEL_DIGEST:
+        _MODEL_DIGEST["gguf"] = _file_sha256(gguf_path())
+    return _MODEL_DIGEST["gguf"]
+
+
+def model_state(model: Any) -> tuple:
+    """A cheap fingerprint of the model object as it is now: every parameter's identity, storage and
+    in-place-write counter, a strided sample of its values, and any hook or patched ``forward``.
+
+    The cache holds outputs of the model *as loaded from the file*; a kernel that edits the weights
+    (fine-tuning, ``p.data.mul_``, a hook) no longer matches the fingerprint taken at load, and computes
+    afresh. (Writes through ``.data`` do not bump the counter; the sample catches any edit that touches
+    more than a sliver of a tensor. Either way a wrong hit could only reach this kernel: see OutputCache.)
+    """
+    import torch
+
+    params, samples = [], []
+    with torch.inference_mode():
+        for name, p in model.named_parameters():
+            params.append((name, id(p), p.data_ptr(), p._version, tuple(p.shape), str(p.dtype)))
+            samples.append(p.view(-1)[:: max(1, p.numel() // _SAMPLED_ELEMENTS)].sum())
+        params.append(tuple(torch.stack(samples).tolist()))
+    modules = [
+        (name, type(m).__qualname__, m.training, len(m._forward_hooks), len(m._forward_pre_hooks), "forward" in vars(m))
+        for name, m in model.named_modules()
+    ]
+    hooks = (len(torch.nn.modules.module._global_forward_hooks), len(torch.nn.modules.module._global_forward_pre_hooks))
+    return (tuple(params), tuple(modules), hooks)
+
+
+def _code_digest() -> str:
+    """sha256 of the methods whose results are cached: changing them makes every old entry a miss."""
+    if "code" not in _MODEL_DIGEST:
+        try:
+            source = inspect.getsource(ChatModel._generate_batch) + inspect.getsource(ChatModel.score)
+        except OSError:  # no source shipped: the module's version stands in
+            source = f"{__name__} without source"
+        _MODEL_DIGEST["code"] = hashlib.sha256(source.encode()).hexdigest()
+    return _MODEL_DIGEST["code"]
+
+
+class OutputCache:
+    """Generated token ids and candidate scores on disk, as JSON, keyed by a sha256 of the full input.
+
+    Why a hit is always right, whoever wrote the entry: the key covers every input of the computation
+    (the weights file's digest, torch/transformers versions, dtype, thread count, the model's generation
+    config, the exact token ids and attention mask of the batch, new-token count, sampling parameters
+    and seed), so a hit happens only for identical input, which gives identical output. A student's
+    prompt can only ever hit an entry made by the same prompt; it cannot shadow anyone else's. Entries
+    are written atomically (a private temp file, then rename), capped per process, and only while the
+    in-memory model is the file's model (``model_state``). A cache folder that is missing or read-only
+    (the grader's sandbox mounts it read-only) is a miss: the result is computed, and not stored.
+    Anyone who can write to the folder could plant a wrong entry, as with the model cache itself: keep
+    a shared cache writable by its owner only.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder if folder is not None else cache_dir() / OUTPUT_CACHE
+        self.written_bytes = 0
+        self.writable = True
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, kind: str, inputs: Mapping[str, Any]) -> str:
+        import torch
+
+        blob = {
+            "kind": kind,
+            "model_sha256": model_digest(),
+            "torch": torch.__version__,
+            "transformers": importlib.metadata.version("transformers"),
+            "threads": torch.get_num_threads(),  # reduction order, hence the last bits of the logits
+            "code": _code_digest(),  # how this module turns the input into the output
+            **inputs,
+        }
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        try:
+            entry = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):  # missing, unreadable or half-written by a crashed writer
+            self.misses += 1
+            return None
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry
+
+    def put(self, key: str, value: Mapping[str, Any]) -> None:
+        if not self.writable:
+            return
+        data = json.dumps({"key": key, **value}, separators=(",", ":"))
+        if len(data) > MAX_ENTRY_BYTES or self.written_bytes + len(data) > MAX_WRITE_BYTES_PER_PROCESS:
+            return
+        path = self._path(key)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)  # the grading sandbox reads the cache as another user
+            os.replace(tmp, path)
+            tmp = None
+            self.written_bytes += len(data)
+        except OSError:  # read-only or full: stop trying for this process, keep computing
+            self.writable = False
+        finally:
+            if tmp is not None and os.path.exists(tmp):
+                os.remove(tmp)
+
+
 @dataclass
 class ChatModel:
     """An instruction-tuned causal LM with its tokenizer and chat template."""
@@ -117,6 +261,8 @@ class ChatModel:
     model: Any
     tokenizer: Any
     name: str = MODEL_NAME
+    output_cache: OutputCache | None = None  # None: always compute
+    loaded_state: tuple | None = None  # model_state() right after loading from the file
 
     def prompt(self, conversation: Conversation, *, add_generation_prompt: bool = True) -> str:
         """The exact text the model reads for ``conversation`` (its chat template applied)."""
@@ -137,10 +283,9 @@ class ChatModel:
         """The assistant's reply to each conversation (greedy unless ``temperature > 0``).
 
         Prompts are batched with left padding (same text as one at a time, checked in the
-        tests); sampling is seeded by ``seed``.
+        tests); sampling is seeded by ``seed``. Each batch's new tokens come from the output
+        cache when this exact batch was generated before.
         """
-        import torch
-
         texts = [self.prompt(c) for c in conversations]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
         replies: dict[int, str] = {}
@@ -149,25 +294,62 @@ class ChatModel:
             from tqdm.auto import tqdm
 
             batches = tqdm(batches, desc="generating", unit="batch")
-        sampling = temperature > 0
         for batch in batches:
             enc = self.tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True)
-            if sampling:
-                torch.manual_seed(seed)
-            with torch.inference_mode():
-                out = self.model.generate(
-                    **enc,
-                    max_new_tokens=max_new_tokens,
-                    do_sample=sampling,
-                    temperature=temperature if sampling else None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = out[:, enc["input_ids"].shape[1] :]
+            new = self._generate_batch(enc, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
             for i, ids in zip(batch, new):
                 replies[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return [replies[i] for i in range(len(texts))]
+
+    def _generate_batch(self, enc: Mapping[str, Any], *, max_new_tokens: int, temperature: float, seed: int) -> list[list[int]]:
+        """The new token ids of one tokenized batch, from the output cache or the model."""
+        import torch
+
+        sampling = temperature > 0
+        cache = self._store()
+        key = None
+        if cache is not None:
+            key = cache.key("generate", {
+                "input_ids": enc["input_ids"].tolist(),
+                "attention_mask": enc["attention_mask"].tolist(),
+                "max_new_tokens": int(max_new_tokens),
+                "do_sample": sampling,
+                "temperature": float(temperature) if sampling else None,
+                "seed": int(seed) if sampling else None,
+                "pad_token_id": self.tokenizer.pad_token_id,
+                "generation_config": self.model.generation_config.to_json_string(use_diff=False),
+                "dtype": str(next(self.model.parameters()).dtype),
+            })
+            entry = cache.get(key)
+            if entry is not None and len(entry.get("new_ids", [])) == len(enc["input_ids"]):
+                if sampling:  # leave the global generator where a real run would have left it
+                    torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(entry["rng_state"])), dtype=torch.uint8))
+                return [list(map(int, row)) for row in entry["new_ids"]]
+        if sampling:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=sampling,
+                temperature=temperature if sampling else None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :].tolist()
+        if cache is not None and key is not None:
+            value: dict[str, Any] = {"new_ids": new}
+            if sampling:
+                value["rng_state"] = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+            cache.put(key, value)
+        return new
+
+    def _store(self) -> OutputCache | None:
+        """The output cache, or None while the model in memory differs from the one loaded from the file."""
+        if self.output_cache is None or self.loaded_state is None:
+            return None
+        return self.output_cache if model_state(self.model) == self.loaded_state else None
 
     def score(self, conversation: Conversation, candidates: Sequence[str]) -> np.ndarray:
         """Mean log-probability per token of each candidate reply after ``conversation``.
@@ -184,6 +366,18 @@ class ChatModel:
             raise ValueError("candidates must be non-empty strings")
         width = max(len(c) for c in cand_ids)
         pad = self.tokenizer.pad_token_id
+        store = self._store()
+        key = None
+        if store is not None:
+            key = store.key("score", {
+                "prompt_ids": prompt_ids.tolist(),
+                "candidate_ids": cand_ids,
+                "pad_token_id": pad,
+                "dtype": str(next(self.model.parameters()).dtype),
+            })
+            entry = store.get(key)
+            if entry is not None and len(entry.get("scores", [])) == len(cand_ids):
+                return np.asarray(entry["scores"], dtype=np.float64)
         batch = torch.tensor([c + [pad] * (width - len(c)) for c in cand_ids])
         mask_new = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in cand_ids])
         with torch.inference_mode():
@@ -199,7 +393,10 @@ class ChatModel:
             logits = torch.cat([first.logits[:, -1:, :].expand(n, 1, -1), out.logits[:, :-1, :]], dim=1)
             logp = torch.log_softmax(logits.float(), dim=-1).gather(2, batch.unsqueeze(-1)).squeeze(-1)
             total = (logp * mask_new).sum(dim=1) / mask_new.sum(dim=1)
-        return total.numpy().astype(np.float64)
+        scores = total.numpy().astype(np.float64)
+        if store is not None and key is not None:
+            store.put(key, {"scores": [float(x) for x in scores]})  # JSON floats round-trip float64 exactly
+        return scores
 
 
 _LOADED: dict[str, ChatModel] = {}
@@ -219,6 +416,7 @@ def load_chat_model() -> ChatModel:
         tokenizer.padding_side = "left"
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
         model.eval()
-        _LOADED[MODEL_NAME] = ChatModel(model=model, tokenizer=tokenizer)
+        _LOADED[MODEL_NAME] = ChatModel(model=model, tokenizer=tokenizer, output_cache=OutputCache(),
+                                        loaded_state=model_state(model))
     return _LOADED[MODEL_NAME]
 
