@@ -556,13 +556,13 @@ def _restore_rule(fit_restorer: Callable[..., Any]) -> None:
 
 def _grid_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """A fixed attack for the checks: PGD-20 at ε = 0.1, no random start (not the Q2 answer's signature)."""
-    x_adv = x.clone()
+    moved = x.clone()
     for _ in range(20):
-        x_adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(x_adv), y), x_adv)
-        x_adv = torch.min(torch.max(x_adv.detach() + 0.025 * grad.sign(), x - 0.1), x + 0.1).clamp(0, 1)
+        moved = moved.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(moved), y), moved)
+        moved = torch.min(torch.max(moved.detach() + 0.025 * grad.sign(), x - 0.1), x + 0.1).clamp(0, 1)
     model.zero_grad()
-    return x_adv.detach()
+    return moved.detach()
 
 
 # ------------------------------------------------------------------------ q9 BPDA on the quantiser
@@ -592,10 +592,11 @@ def _bpda_ball_range(bpda_pgd: Callable[..., Any]) -> None:
 
 def _bpda_uses_restore(bpda_pgd: Callable[..., Any]) -> None:
     calls = []
+    five_levels = _quantiser(5)
 
     def restore(x: torch.Tensor) -> torch.Tensor:
         calls.append(1)
-        return _quantiser(5)(x)
+        return five_levels(x)
 
     _bpda_run(bpda_pgd, restore)
     if len(calls) < 20:
