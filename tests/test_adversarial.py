@@ -343,9 +343,11 @@ def test_restorer_rule_expectations_are_what_the_rule_gives():
     from aisec.checks import lab03 as checks
 
     model, x, y = checks._fixture()
-    cases = ((checks._no_attack, (2, 3, 4, 5, 6, 8), 8), (checks._no_attack, (3, 5), 5), (checks._grid_pgd, (2, 3, 4, 5, 6, 8), 3))
-    for attack, levels, want in cases:
-        restore = _restorer()(model, x, y, attack, levels)
+    every = (2, 3, 4, 5, 6, 8)
+    cases = ((checks._no_attack, every, 0.02, 8), (checks._no_attack, (3, 5), 0.02, 5),
+             (checks._grid_pgd, every, 0.02, 3), (checks._grid_pgd, (3, 6), -1.0, 6), (checks._grid_pgd, (3, 6), 0.02, 3))
+    for attack, levels, drop, want in cases:
+        restore = _restorer()(model, x, y, attack, levels, drop)
         assert len(torch.unique(restore(checks._RAMP))) == want
     with torch.no_grad():
         read = [float((model(_quantise(x, n)).argmax(1) == y).float().mean()) for n in (3, 5)]
@@ -362,6 +364,11 @@ def test_restorer_checks_pass_the_rule_and_catch_its_breaches(capsys):
         return _restorer()(model, x_val, y_val, attack, levels, max_clean_drop)
 
     assert "called 2 times" in _failures("lab03.q8", twice, capsys)
+
+    def best_when_none_kept(model, x_val, y_val, attack, levels=(2, 3, 4, 5, 6, 8), max_clean_drop=0.02):
+        return _restorer(ignore_clean=True)(model, x_val, y_val, attack, levels, max_clean_drop)
+
+    assert "none kept: the largest" in _failures("lab03.q8", best_when_none_kept, capsys)
     out = _failures("lab03.q8", lambda model, x, y, attack, **kw: (lambda z: z), capsys)
     assert "✘ restore rounds to one of the candidate grids" in out
 

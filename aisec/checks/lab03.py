@@ -536,14 +536,15 @@ def _restore_attack_once(fit_restorer: Callable[..., Any]) -> None:
 def _restore_rule(fit_restorer: Callable[..., Any]) -> None:
     # Expectations written out for the lab's target (seed 0) and its first 200 test digits; a test in
     # tests/ recomputes them. With no attack and the candidates (3, 5), both read the same share of digits:
-    # the tie goes to 5.
+    # the tie goes to 5. A negative max_clean_drop keeps no candidate: the largest n, not the best under attack.
     model, x, y = _fixture()
-    for attack, levels, want, what in (
-        (_no_attack, _CANDIDATE_LEVELS, 8, "an attack that changes nothing"),
-        (_no_attack, (3, 5), 5, "an attack that changes nothing, with levels=(3, 5) (a tie)"),
-        (_grid_pgd, _CANDIDATE_LEVELS, 3, "PGD at ε = 0.1 (a fixed stand-in attack)"),
+    for attack, levels, drop, want, what in (
+        (_no_attack, _CANDIDATE_LEVELS, 0.02, 8, "an attack that changes nothing"),
+        (_no_attack, (3, 5), 0.02, 5, "an attack that changes nothing, with levels=(3, 5) (a tie)"),
+        (_grid_pgd, _CANDIDATE_LEVELS, 0.02, 3, "PGD at ε = 0.1 (a fixed stand-in attack)"),
+        (_grid_pgd, (3, 6), -1.0, 6, "that PGD with levels=(3, 6) and max_clean_drop=-1 (no candidate kept)"),
     ):
-        restore = fit_restorer(model, x, y, attack, levels=levels)
+        restore = fit_restorer(model, x, y, attack, levels=levels, max_clean_drop=drop)
         if not callable(restore):
             raise AssertionError(f"fit_restorer should return a function restore(x), got {type(restore).__name__}")
         out = restore(_RAMP).detach()
@@ -551,7 +552,8 @@ def _restore_rule(fit_restorer: Callable[..., Any]) -> None:
         if got != want:
             raise AssertionError(f"against {what} your restorer quantises to {counted(got, 'level')}, the rule picks "
                                  f"{want}: among the levels whose clean accuracy drops by at most max_clean_drop, take "
-                                 "the one with the best accuracy on the attacked validation digits (ties: more levels)")
+                                 "the one with the best accuracy on the attacked validation digits (ties: more levels; none kept: the "
+                                 "largest)")
 
 
 def _grid_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -663,7 +665,7 @@ CHECKS: dict[str, list[Check]] = {
         Check("returns restore(x): a float32 batch of the input's shape, pixels in [0, 1]", _restore_shape),
         Check("restore rounds to one of the candidate grids", _restore_is_quantiser),
         Check("calls the attack once, on the validation set", _restore_attack_once),
-        Check("picks the levels by the rule (no attack; a tie; a fixed PGD)", _restore_rule),
+        Check("picks the levels by the rule (no attack; a tie; a fixed PGD; none kept)", _restore_rule),
     ],
     "q9": [
         Check("returns a float32 tensor of the input's shape", _bpda_type),
