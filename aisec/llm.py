@@ -119,8 +119,9 @@ def model_folder() -> Path:
 # ------------------------------------------------------------------------- the output cache
 
 OUTPUT_CACHE = "llm-outputs"  # folder under the course cache dir
-# Per process: a notebook's own outputs are a few hundred kB; a student's runaway loop must not fill the disk.
-MAX_WRITE_BYTES_PER_PROCESS = 32 * 2**20
+# Per process: lab 5's solution writes about 0.2 MB; a runaway loop must not fill the disk (in the
+# grader's sandbox the cache folder is a small tmpfs shared with everything else the kernel saves).
+MAX_WRITE_BYTES_PER_PROCESS = 8 * 2**20
 MAX_ENTRY_BYTES = 256 * 2**10
 _SAMPLED_ELEMENTS = 256  # per parameter, for the cheap "is this still the file's model" check
 
@@ -239,7 +240,10 @@ class OutputCache:
         path = self._path(key)
         tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            for folder in (self.folder, path.parent):
+                if not folder.is_dir():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    folder.chmod(0o755)  # whatever the umask: the grading sandbox reads as another user
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
             with os.fdopen(fd, "w") as f:
                 f.write(data)
