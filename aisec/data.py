@@ -236,3 +236,18 @@ def digits(seed: int = 0, test_size: float = 0.3) -> Split:
     recipe = {"seed": seed, "test_size": test_size, "scikit-learn": version("scikit-learn")}
     arrays = cached_state_dict("digits-split", recipe, split)
     return Split(*(arrays[name].numpy() for name in ("x_train", "y_train", "x_test", "y_test")))
+
+
+# ------------------------------------------------------------------------- loyalty-app leak
+
+
+def loyalty_leak(customers: pd.DataFrame, seed: int = 0, fraction: float = 0.5) -> pd.DataFrame:
+    """A leaked loyalty-app export naming about ``fraction`` of the customers, with their exact age,
+    gender and zip code, their store visits this year and their spending rounded to the nearest
+    100 (``spend_100``): auxiliary data richer than a public register, for a linkage attack on a
+    release that keeps such columns exact."""
+    rng = np.random.default_rng(seed)
+    keep = rng.random(len(customers)) < fraction
+    leak = customers.loc[keep, ["full_name", "age", "gender", "zip_code", "visits"]].copy()
+    leak["spend_100"] = (customers.loc[keep, "annual_spend"] / 100).round().astype(int) * 100
+    return leak.sample(frac=1.0, random_state=int(rng.integers(0, 2**31))).reset_index(drop=True)

@@ -152,3 +152,38 @@ def test_records_read_back_from_a_notebook_are_scored(inputs: pd.DataFrame) -> N
     found = from_dict(secrets_value([["email", "a.b@x.com"]]))
     assert SCORERS["lab00.secret_recall"](found, found) == 0.5
     assert SCORERS["lab00.k_anonymity"](from_dict(k_value([])), from_dict(k_value(generalised(inputs)))) >= 1.0
+
+
+def links_value(links: object) -> dict:
+    truth = [["p_1", "Ann Lee"], ["p_2", "Bo Chan"], ["p_3", "Cy Diaz"], ["p_4", "Di Roe"], ["p_5", "Ed Fox"]]
+    return {"truth": truth, "leaked": 4, "links": links}
+
+
+def test_linkage_scorers_count_right_and_wrong_links_against_the_reference_truth() -> None:
+    ref = links_value([])
+    good = {"links": [["p_1", "Ann Lee"], ["p_3", "Cy Diaz"], ["p_4", "Di Roe"]]}
+    assert SCORERS["lab00.linked"](ref, good) == 0.75  # of the 4 leaked customers
+    assert SCORERS["lab00.links_wrong"](ref, good) == 0.0
+    mixed = {"links": [["p_1", "Ann Lee"], ["p_2", "Cy Diaz"], ["p_9", "Di Roe"]]}
+    assert SCORERS["lab00.linked"](ref, mixed) == 0.25
+    assert SCORERS["lab00.links_wrong"](ref, mixed) == 2.0
+    assert SCORERS["lab00.linked"](ref, {"links": []}) == 0.0
+    assert compare({"rule": rule("lab00.links_wrong", at_most=0), "value": ref}, {"value": mixed}) is not None
+    assert compare({"rule": rule("lab00.linked", at_least=0.5), "value": ref}, {"value": good}) is None
+    # The student's own truth and leaked count are ignored: claiming the guesses are the truth does not help.
+    forged = {"truth": mixed["links"], "leaked": 1, "links": mixed["links"]}
+    assert SCORERS["lab00.linked"](ref, forged) == 0.25
+    assert SCORERS["lab00.links_wrong"](ref, forged) == 2.0
+
+
+def test_linkage_scorers_refuse_malformed_links_and_a_reference_without_truth() -> None:
+    ref = links_value([])
+    for bad in ({"links": [["p_1", "Ann Lee"], ["p_1", "Bo Chan"]]},  # one pseudonym linked twice
+                {"links": [["p_1"]]}, {"links": [["p_1", 3]]}, {"links": "p_1"}, [["p_1", "Ann Lee"]],
+                {"links": [["p_1", "x" * 10_000]]}):
+        for name in ("lab00.linked", "lab00.links_wrong"):
+            with pytest.raises(Malformed):
+                SCORERS[name](ref, bad)
+    for no_truth in ({"links": []}, {"truth": [], "leaked": 0, "links": []}, {"truth": [], "leaked": True}):
+        with pytest.raises(Malformed, match="authoring error"):
+            SCORERS["lab00.linked"](no_truth, {"links": []})

@@ -1,7 +1,7 @@
 """Visible checks of Lab 0 (data minimisation). Hidden tests use other seeds and data.
 
-A question that builds on an earlier one (find_secrets on luhn_valid, redact on find_secrets, minimise on
-everything) is checked with *stand-ins* for the earlier functions: small lookups that know the fixture's
+A question that builds on an earlier one (unmask, find_secrets and find_disguised on luhn_valid, redact on
+find_secrets, minimise on everything) is checked with *stand-ins* for the earlier functions: small lookups that know the fixture's
 answers, swapped in by name in the notebook for the duration of the check (:func:`aisec.check.stand_ins`). A bug in an earlier question
 then costs points once, where it is; the hidden tests do the same with the reference answers.
 """
@@ -101,6 +101,36 @@ def _luhn_ascii_only(f: Callable[[str], Any]) -> None:
             )
 
 
+#: Masked numbers and their Luhn-valid completions, written out (the luhn_valid stand-in knows these only).
+MASKED = {
+    "4539 1488 0343 64*7": ["4539 1488 0343 6467"],
+    "4539148803436467": ["4539148803436467"],
+    "4539148803436468": [],
+    "45*9-1488-0343-6467": ["4539-1488-0343-6467"],
+    "4539 1488 0343 6**7": ["4539 1488 0343 6087", "4539 1488 0343 6137", "4539 1488 0343 6277", "4539 1488 0343 6327",
+                            "4539 1488 0343 6467", "4539 1488 0343 6517", "4539 1488 0343 6657", "4539 1488 0343 6707",
+                            "4539 1488 0343 6897", "4539 1488 0343 6947"],
+}
+#: The digits of every completion above that passes the Luhn check.
+MASKED_VALID = frozenset(re.sub(r"[ -]", "", c) for completions in MASKED.values() for c in completions)
+
+
+def _unmask_luhn_stand_in(number: str) -> bool:
+    """luhn_valid for the unmask check's fixtures only."""
+    return re.sub(r"[ -]", "", number) in MASKED_VALID
+
+
+def _unmask(f: Callable[[str], Any]) -> None:
+    for masked, expected in MASKED.items():
+        with stand_ins(f, luhn_valid=_unmask_luhn_stand_in):
+            got = f(masked)
+        expect_type(got, list, f"unmask({masked!r})")
+        if got != expected:
+            raise AssertionError(f"unmask({masked!r}) returned {got}, expected {expected}: try every digit for each "
+                                 "'*' (itertools.product), keep the separators, keep the completions luhn_valid (Q1, "
+                                 "replaced here by a stand-in) accepts, in increasing order")
+
+
 def _find_example(f: Callable[[str], Any]) -> None:
     with stand_ins(f, luhn_valid=_luhn_stand_in):
         got = f(EXAMPLE)
@@ -150,11 +180,29 @@ def _redact_example(f: Callable[[str], Any]) -> None:
         got = f(EXAMPLE)
     expect_type(got, str, "redact(...)")
     expected = (
-        "Mail [EMAIL] or call [PHONE]; SSN [NATIONAL_ID]. Key [API_KEY], card [CARD_NUMBER], order 4539148803436468."
+        "Mail [EMAIL_1] or call [PHONE_1]; SSN [NATIONAL_ID_1]. Key [API_KEY_1], card [CARD_NUMBER_1], order "
+        "4539148803436468."
     )
     if got != expected:
         raise AssertionError(f"expected {expected!r}, got {got!r} (find_secrets, Q2, is replaced by a stand-in that "
                              "finds exactly the five secrets of the example here: call it by that name)")
+
+
+#: Two cards (one of them twice) and two emails: placeholders number the different values of a kind.
+REPEATS = "Card 4539148803436467 or 4716 0000 0000 0007? Mail b@x.org, a@x.org, then card 4539148803436467 again."
+REPEATS_FOUND = [("card_number", "4539148803436467"), ("card_number", "4716 0000 0000 0007"), ("email", "b@x.org"),
+                 ("email", "a@x.org"), ("card_number", "4539148803436467")]
+REPEATS_REDACTED = ("Card [CARD_NUMBER_1] or [CARD_NUMBER_2]? Mail [EMAIL_1], [EMAIL_2], then card [CARD_NUMBER_1] "
+                    "again.")
+
+
+def _redact_numbered(f: Callable[[str], Any]) -> None:
+    with stand_ins(f, find_secrets=_finder(REPEATS_FOUND[:4]), luhn_valid=_luhn_stand_in):
+        got = f(REPEATS)
+    expect_type(got, str, "redact(...)")
+    if got != REPEATS_REDACTED:
+        raise AssertionError(f"expected {REPEATS_REDACTED!r}, got {got!r}: number the different values of each kind "
+                             "from 1 in order of first appearance, and give a repeated value its first number")
 
 
 def _known_secrets(df: pd.DataFrame) -> Callable[[str], list[tuple[str, str]]]:
@@ -224,22 +272,42 @@ def _pseudo_keyed(f: Callable[[pd.Series, bytes], Any]) -> None:
         raise AssertionError("two different keys must give different pseudonyms: the key must enter the hash")
 
 
-def _k_small(f: Callable[[pd.DataFrame, list[str]], Any]) -> None:
-    df = pd.DataFrame({"age": [30, 30, 30, 40, 40], "gender": ["F", "F", "F", "M", "M"], "zip_code": ["1"] * 5})
-    got = f(df, QUASI)
-    expect_type(got, int, "k_anonymity(...)")
-    if got != 2:
-        raise AssertionError(f"groups have sizes 3 and 2, so k is 2; got {got}")
+def _k_l_small(f: Callable[[pd.DataFrame, list[str], str], Any]) -> None:
+    df = pd.DataFrame({"age": [30, 30, 30, 40, 40], "gender": ["F", "F", "F", "M", "M"], "zip_code": ["1"] * 5,
+                       "churned": [1, 0, 1, 1, 1]})
+    got = f(df, QUASI, "churned")
+    expect_type(got, tuple, "anonymity(...)")
+    if len(got) != 2:
+        raise AssertionError("return a pair (k, l)")
+    expect_type(got[0], int, "k")
+    expect_type(got[1], int, "l")
+    if got != (2, 1):
+        raise AssertionError(f"groups have sizes 3 and 2 (k = 2); the second group churned only (l = 1); got {got}")
+
+
+def _k_l_missing(f: Callable[[pd.DataFrame, list[str], str], Any]) -> None:
+    df = pd.DataFrame({"age": [30, 30, 30, 30, 30], "gender": ["F", "F", "F", None, None],
+                       "churned": [1.0, 0.0, 1.0, float("nan"), 0.0]})
+    got = f(df, ["age", "gender"], "churned")
+    if got != (2, 2):
+        raise AssertionError(f"the groups are gender F (3 rows, churned 1 and 0: l = 2) and gender missing (2 rows, "
+                             f"churned NaN and 0: l = 2), so (2, 2); got {got}. Count NaN as a value: "
+                             "groupby(..., dropna=False) and nunique(dropna=False)")
 
 
 def _smallest_group(df: pd.DataFrame, quasi_identifiers: list[str]) -> int:
-    """The size of the smallest group: the check's own measure, and a stand-in for k_anonymity (Q6)."""
+    """The size of the smallest group: the check's own measure of k."""
     return int(df.groupby(list(quasi_identifiers), dropna=False).size().min())
+
+
+def _anonymity_stand_in(df: pd.DataFrame, quasi_identifiers: list[str], sensitive: str) -> tuple[int, int]:
+    """A stand-in for anonymity (Q6), in case generalise uses it: k measured by the check, l not needed there."""
+    return _smallest_group(df, quasi_identifiers), 1
 
 
 def _generalise(f: Callable[..., Any]) -> None:
     df = people(n=400, seed=0)
-    with stand_ins(f, k_anonymity=_smallest_group):  # if generalise uses k_anonymity (Q6), a bug there is Q6's
+    with stand_ins(f, anonymity=_anonymity_stand_in):  # if generalise uses anonymity (Q6), a bug there is Q6's
         got = f(df, k=5)
     expect_type(got, pd.DataFrame, "generalise(...)")
     if list(got.columns) != list(df.columns):
@@ -316,18 +384,115 @@ def _minimise_copy(f: Callable[..., Any]) -> None:
                              "the input)")
 
 
+#: A minimised release and a leak, written out: which leaked person is consistent with exactly one row.
+LINK_RELEASE = pd.DataFrame({
+    "customer_id": ["p_a", "p_b", "p_c", "p_d", "p_e"],
+    "age": ["30-39", "30-39", "40-59", "20-39", "30-39"],
+    "gender": ["F", "F", "M", "X", "F"],
+    "zip_code": ["665**", "665**", "*****", "123**", "665**"],
+    "annual_spend": [512.40, 498.00, 1234.56, 880.00, 2049.99],
+    "visits": [7, 7, 12, 3, 7],
+    "notes": ["ok"] * 5,
+})
+LINK_LEAK = pd.DataFrame({
+    "full_name": ["Ann Lee", "Bo Chan", "Cy Diaz", "Di Roe", "Ed Fox", "Flo Gil", "Gus Hay"],
+    "age": [34, 45, 25, 36, 41, 39, 60],
+    "gender": ["F", "M", "X", "F", "F", "F", "M"],
+    "zip_code": ["66512", "99001", "12345", "66598", "66512", "66401", "99001"],
+    "visits": [7, 12, 3, 7, 7, 7, 12],
+    "spend_100": [500, 1200, 900, 2000, 2000, 2000, 1200],
+})
+#: Ann Lee fits p_a and p_b (not unique); Ed Fox (41), Flo Gil (zip 664..) and Gus Hay (60) fit no row.
+LINKS = {"p_c": "Bo Chan", "p_d": "Cy Diaz", "p_e": "Di Roe"}
+
+
+def _link(f: Callable[[pd.DataFrame, pd.DataFrame], Any]) -> None:
+    got = f(LINK_RELEASE.copy(), LINK_LEAK.copy())
+    expect_type(got, dict, "link(...)")
+    if "p_a" in got or "p_b" in got:
+        raise AssertionError("Ann Lee is consistent with two rows (p_a and p_b): link a person only to the *only* row "
+                             "consistent with them")
+    wrong = sorted(name for name in got.values() if name in ("Ed Fox", "Flo Gil", "Gus Hay"))
+    if wrong:
+        raise AssertionError(f"{wrong} fit no row: the age must lie in the band (both ends included), the zip code "
+                             "must equal the row's wherever the row has no '*', the gender and visits must be equal")
+    if got != LINKS:
+        raise AssertionError(f"expected {LINKS}, got {got}: the spending must round to spend_100 "
+                             "(round(annual_spend / 100) * 100; 2049.99 rounds to 2000), the keys are the rows' "
+                             "customer_id and the values the leak's full_name")
+
+
+def _link_index(f: Callable[[pd.DataFrame, pd.DataFrame], Any]) -> None:
+    release = LINK_RELEASE.iloc[::-1].set_axis([10, 20, 30, 40, 50])
+    leak = LINK_LEAK.iloc[::-1].set_axis(range(100, 107))
+    got = f(release, leak)
+    if got != LINKS:
+        raise AssertionError("with the rows in another order and another index the links should be the same: look "
+                             "rows up by their values, not by position or index label")
+
+
+#: Disguised secrets and harmless look-alikes, written out with the kinds expected in order.
+DISGUISED = {
+    "Card 4539.1488.0343.6467, please refund.": ["card_number"],
+    "SSN 123 45 6789 was read out on the phone.": ["national_id"],
+    "Mail jane.doe [at] example [dot] org about it.": ["email"],
+    "Mail JANE.DOE (AT) example {Dot} org too.": ["email"],
+    "Card \uff14\uff15\uff13\uff19\uff11\uff14\uff18\uff18\uff10\uff13\uff14\uff13\uff16\uff14\uff16\uff17 on file.": ["card_number"],
+    "SSN 123-45-\u200b6789 (with an invisible character).": ["national_id"],
+    "First li.wu\uff20example.net, then card 4539  1488 / 0343__6467 and id 987.65.4321.": ["email", "card_number",
+                                                                                            "national_id"],
+}
+BENIGN = {
+    "Order 4539 1488 0343 6468 shipped on 2024-05-17 with version 2.14.1.": [],
+    "Ticket 1234-56789 and zip 12345-6789, priced at 3.50 each.": [],
+    "Ping @northwind or support [at] the desk, due 17/05/2024.": [],
+    "Batch 4539.1488.0343.6467.1 is a lot number, not a card.": [],
+}
+#: The Luhn-valid numbers among the fixtures above, digits only (what the luhn_valid stand-in accepts).
+DISGUISED_CARDS = frozenset({"4539148803436467"})
+
+
+def _disguised_luhn_stand_in(number: str) -> bool:
+    """luhn_valid for the find_disguised fixtures only; like luhn_valid, it ignores spaces and dashes only."""
+    return re.sub(r"[ -]", "", number) in DISGUISED_CARDS
+
+
+def _find_cases(f: Callable[[str], Any], cases: dict[str, list[str]], what: str) -> None:
+    for text, expected in cases.items():
+        with stand_ins(f, luhn_valid=_disguised_luhn_stand_in):
+            got = f(text)
+        expect_type(got, list, "find_disguised(...)")
+        if got != expected:
+            raise AssertionError(f"on {ascii(text)} expected {expected}, got {got} ({what})")
+
+
+def _disguised(f: Callable[[str], Any]) -> None:
+    _find_cases(f, DISGUISED, "normalise with NFKC, delete zero-width characters, read [at]/(at)/{at} and "
+                              "[dot]/(dot)/{dot} in any case, let one to three of ' .-/_' separate digits; pass the "
+                              "digits alone to luhn_valid (Q1, a stand-in here)")
+
+
+def _benign(f: Callable[[str], Any]) -> None:
+    _find_cases(f, BENIGN, "a 16-digit run must pass the Luhn check, a 9-digit run must be grouped 3-2-4, a run is "
+                           "counted whole (17 digits are not a card), and an email needs a dot and a domain ending")
+
+
 CHECKS: dict[str, list[Check]] = {
     "q1": [
         Check("luhn_valid accepts valid numbers, rejects invalid ones, returns bool", _luhn_examples),
         Check("luhn_valid counts only the ASCII digits 0-9", _luhn_ascii_only),
     ],
+    "q1_unmask": [Check("unmask lists the Luhn-valid completions of a masked number, in order", _unmask)],
     "q2": [
         Check("find_secrets finds the five kinds in the example, in order, and skips the order number", _find_example),
         Check("find_secrets returns [] for harmless text", _find_plain),
         Check("find_secrets knows every format of the table (555-123-4567, dashed card numbers)", _find_formats),
         Check("find_secrets lists findings in order of appearance, whatever their kind", _find_order),
     ],
-    "q3": [Check("redact replaces each finding of find_secrets with [KIND]", _redact_example)],
+    "q3": [
+        Check("redact replaces each finding of find_secrets with [KIND_1]", _redact_example),
+        Check("redact numbers the different values of a kind and repeats the number of a repeated value", _redact_numbered),
+    ],
     "q4": [
         Check("pii_columns finds the five direct identifiers", _pii_columns),
         Check("pii_columns decides by content, not by column name", _pii_renamed),
@@ -337,11 +502,22 @@ CHECKS: dict[str, list[Check]] = {
         Check("pseudonymise gives 'p_' + 16 hex digits of HMAC-SHA256, index kept", _pseudo_format),
         Check("pseudonymise depends on the key", _pseudo_keyed),
     ],
-    "q6": [Check("k_anonymity returns the smallest group size as an int", _k_small)],
+    "q6": [
+        Check("anonymity returns (k, l): the smallest group size and the fewest sensitive values in a group", _k_l_small),
+        Check("anonymity counts a missing value as a value", _k_l_missing),
+    ],
     "q7": [Check("generalise makes people(400) 5-anonymous with age bands, keeping >= 90% of rows", _generalise)],
     "q8": [
         Check("minimise drops identifiers, pseudonymises, redacts and generalises (with stand-ins for Q3-Q7)", _minimise),
         Check("minimise leaves the table it was given unchanged", _minimise_copy),
+    ],
+    "q9": [
+        Check("link names the leaked people consistent with exactly one released row", _link),
+        Check("link does not depend on the order or index of the rows", _link_index),
+    ],
+    "q10": [
+        Check("find_disguised finds disguised cards, national ids and emails, in order", _disguised),
+        Check("find_disguised leaves order numbers, dates, versions, handles and other numbers alone", _benign),
     ],
 }
 
@@ -356,13 +532,20 @@ HIDDEN_HINTS: dict[str, str] = {
     "q2_find_secrets_test.decoys_flagged": "no order number failing the Luhn check is reported as a card",
     "q2_find_secrets_test.formats_and_order": "every format of the table (dashed phones and cards included), several "
                                               "secrets per message, in order of appearance",
-    "q3_redact_test.redacted": "other messages with each finding replaced by its [KIND] and nothing else changed",
+    "q1_luhn_test.unmasked": "the Luhn-valid completions of other masked numbers, grouped or not, with several or no "
+                             "masked digits, in increasing order",
+    "q3_redact_test.redacted": "other messages with each finding replaced by its numbered [KIND_N] and nothing else "
+                               "changed",
+    "q3_redact_test.numbered": "messages repeating secrets: different values of a kind get different numbers, a "
+                               "repeated value keeps its number",
     "q4_pii_columns_test.columns": "the direct identifiers of another table with shuffled, renamed columns",
     "q4_pii_columns_test.values_in_full": "columns whose values only contain an identifier inside a sentence are not "
                                           "direct identifiers",
     "q5_pseudonymise_test.values": "the keyed pseudonyms of other ids under another key",
     "q5_pseudonymise_test.index": "the index of the input Series is kept",
-    "q6_k_anonymity_test.k": "the smallest group size of other tables and quasi-identifier sets",
+    "q6_anonymity_test.k_l": "k and l of other tables, quasi-identifier sets and sensitive columns",
+    "q6_anonymity_test.missing": "k and l when quasi-identifiers and the sensitive column have missing values",
+    "q6_anonymity_test.types": "k and l are plain ints",
     "q7_generalise_test.rows_0": "the rows kept and their generalised values, level by level, for another table",
     "q7_generalise_test.k_0": "the generalised table is k-anonymous",
     "q7_generalise_test.rows_1": "the rows kept and their generalised values for another table and a larger k",
@@ -373,4 +556,11 @@ HIDDEN_HINTS: dict[str, str] = {
     "q8_minimise_test.k": "the minimised table is k-anonymous",
     "q8_minimise_test.kept": "the minimised table keeps most rows",
     "q8_minimise_test.input_untouched": "the table passed in is not changed",
+    "q9_link_test.links": "the links of the attack on another minimised release and another leak",
+    "q9_link_test.named": "most leaked customers are named correctly",
+    "q9_link_test.wrong": "no link names the wrong customer (link only when exactly one row is consistent)",
+    "q10_find_disguised_test.kinds": "the kinds found in other messages, in order of appearance",
+    "q10_find_disguised_test.recall": "almost every disguised secret of other messages is found",
+    "q10_find_disguised_test.false_positives": "no harmless look-alike (order number, date, version, handle, other "
+                                               "number) is flagged",
 }

@@ -1,7 +1,7 @@
 """Lab 00 (data minimisation): rates the grader computes itself from a submission's raw outputs.
 
 The hidden tests record raw outputs (the secrets a detector found, the generalised rows, the
-minimised table as strings) with what names the truth: the planted secrets and decoys, or the
+minimised table as strings, the links of a linkage attack) with what names the truth: the planted secrets and decoys, or the
 ``n`` and ``seed`` of the hidden input table, which the scorer rebuilds with ``aisec.data.people``
 (seeded, cached) to get its rows and direct identifiers. The scorers read the truth from the
 *reference* run's value only and the raw outputs from the student's, so nothing the student's
@@ -198,6 +198,44 @@ def table_kept(reference: Any, student: Any) -> float:
     return len(rows) / len(original)
 
 
+# ------------------------------------------------------- Q9: links of a linkage attack
+
+
+def _pairs(items: Any, what: str) -> list[tuple[str, str]]:
+    if type(items) is not list or len(items) > MAX_ROWS or not all(
+        type(p) is list and len(p) == 2 and all(type(s) is str and len(s) <= MAX_TEXT for s in p) for p in items
+    ):
+        raise Malformed(f"{what} should be a list of [pseudonym, name] pairs of strings")
+    return [(p[0], p[1]) for p in items]
+
+
+def _links(reference: Any, student: Any) -> tuple[set[tuple[str, str]], int, list[tuple[str, str]]]:
+    """Reference ``{"truth": [[pseudonym, name], ...] (every customer), "leaked": int, ...}``; student
+    ``{"links": [[pseudonym, name], ...]}`` (what the attack returned, one link per pseudonym)."""
+    ref = _dict(reference, ("truth",), "reference")
+    leaked = ref.get("leaked")
+    if type(leaked) is not int or leaked < 1:
+        raise Malformed("the reference records no truth (an authoring error: tell your instructor)")
+    truth = set(_pairs(ref["truth"], "the truth"))
+    links = _pairs(_dict(student, ("links",), "student")["links"], "the links")
+    if len({p for p, _ in links}) != len(links):
+        raise Malformed("the links should name each pseudonym once")
+    return truth, leaked, links
+
+
+def linked(reference: Any, student: Any) -> float:
+    """The fraction of the leaked customers that the student's links name correctly (pseudonym and
+    name as in the reference's truth)."""
+    truth, leaked, links = _links(reference, student)
+    return sum(link in truth for link in links) / leaked
+
+
+def links_wrong(reference: Any, student: Any) -> float:
+    """How many of the student's links pair a pseudonym with a name that is not its customer's."""
+    truth, _, links = _links(reference, student)
+    return float(sum(link not in truth for link in links))
+
+
 SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab00.secret_recall": secret_recall,
     "lab00.decoys_flagged": decoys_flagged,
@@ -205,4 +243,6 @@ SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab00.table_leaks": table_leaks,
     "lab00.table_k": table_k,
     "lab00.table_kept": table_kept,
+    "lab00.linked": linked,
+    "lab00.links_wrong": links_wrong,
 }
