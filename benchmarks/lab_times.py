@@ -103,19 +103,9 @@ def import_time(code: str, top: int = 10) -> dict:
 
 
 def tree_cpu(pid: int) -> float:
-    try:
-        proc = psutil.Process(pid)
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
-    for p in procs:
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
+    from run_notebooks import tree_total  # benchmarks/ is on sys.path when this script runs
+
+    return tree_total(pid, lambda p: sum(p.cpu_times()[:2]))  # user + system
 
 
 def run_notebook(path: Path, timeout: int = 1800) -> dict:

@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -28,19 +29,24 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tree_rss(pid: int) -> int:
+def tree_total(pid: int, measure: Callable[[psutil.Process], float]) -> float:
+    """``measure`` summed over process ``pid`` and its descendants (processes that exit meanwhile count 0)."""
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
-    total = 0
+        return 0.0
+    total = 0.0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            total += measure(p)
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def tree_rss(pid: int) -> int:
+    return int(tree_total(pid, lambda p: p.memory_info().rss))
 
 
 def run(path: Path, timeout: int = 900) -> dict[str, float | str]:

@@ -7,7 +7,9 @@ import os
 import pickle
 import pickletools
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -113,6 +115,22 @@ def test_corpus_refuses_a_missing_folder(tmp_path: Path) -> None:
         pickle_corpus(tmp_path / "does-not-exist", seed=0)
 
 
+def assert_marker_only_if_malicious(root: Path, f: Any, load: Callable[[], object]) -> None:
+    """Run ``load`` (which unpickles corpus file ``f``): a malicious file leaves exactly one marker file in
+    ``root`` (removed here), a benign one nothing."""
+    before = set(root.iterdir())
+    load()
+    created = set(root.iterdir()) - before
+    if f.malicious:
+        assert len(created) == 1, f"{f.family}: expected one marker, got {created}"
+        marker = created.pop()
+        assert marker.parent == root and marker.name.startswith("marker-")
+        marker.unlink()
+    else:
+        assert not created, f"benign {f.family} created {created}"
+
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_corpus_files_parse_and_payloads_only_touch_the_temporary_folder(seed: int) -> None:
     """Load every file inside a fresh temporary folder: benign ones load without side effects,
@@ -123,16 +141,7 @@ def test_corpus_files_parse_and_payloads_only_touch_the_temporary_folder(seed: i
         for f in corpus:
             data = f.path.read_bytes()
             list(pickletools.genops(data))  # every file is a well-formed pickle
-            before = set(root.iterdir())
-            pickle.loads(data)
-            created = set(root.iterdir()) - before
-            if f.malicious:
-                assert len(created) == 1, f"{f.family}: expected one marker, got {created}"
-                marker = created.pop()
-                assert marker.parent == root and marker.name.startswith("marker-")
-                marker.unlink()
-            else:
-                assert not created, f"benign {f.family} created {created}"
+            assert_marker_only_if_malicious(root, f, lambda: pickle.loads(data))
         assert sorted(p.name for p in root.iterdir()) == sorted(f.path.name for f in corpus)
 
 
@@ -189,16 +198,7 @@ def test_model_files_are_real_and_payloads_only_touch_the_temporary_folder(seed:
                         torch.load(f.path, weights_only=True)
                 else:
                     assert isinstance(torch.load(f.path, weights_only=True), dict)
-            before = set(root.iterdir())
-            _load_model_file(f.path)
-            created = set(root.iterdir()) - before
-            if f.malicious:
-                assert len(created) == 1, f"{f.family}: expected one marker, got {created}"
-                marker = created.pop()
-                assert marker.parent == root and marker.name.startswith("marker-")
-                marker.unlink()
-            else:
-                assert not created, f"benign {f.family} created {created}"
+            assert_marker_only_if_malicious(root, f, lambda: _load_model_file(f.path))
         assert sorted(p.name for p in root.iterdir()) == sorted(f.path.name for f in corpus)
 
 
