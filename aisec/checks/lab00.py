@@ -447,6 +447,7 @@ BENIGN = {
     "Ticket 1234-56789 and zip 12345-6789, priced at 3.50 each.": [],
     "Ping @northwind or support [at] the desk, due 17/05/2024.": [],
     "Batch 4539.1488.0343.6467.1 is a lot number, not a card.": [],
+    "Rooms 4539 1488 0343    6467: four spaces end a digit run.": [],
 }
 #: The Luhn-valid numbers among the fixtures above, digits only (what the luhn_valid stand-in accepts).
 DISGUISED_CARDS = frozenset({"4539148803436467"})

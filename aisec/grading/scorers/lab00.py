@@ -1,9 +1,10 @@
 """Lab 00 (data minimisation): rates the grader computes itself from a submission's raw outputs.
 
 The hidden tests record raw outputs (the secrets a detector found, the generalised rows, the
-minimised table as strings, the links of a linkage attack) with what names the truth: the planted secrets and decoys, or the
-``n`` and ``seed`` of the hidden input table, which the scorer rebuilds with ``aisec.data.people``
-(seeded, cached) to get its rows and direct identifiers. The scorers read the truth from the
+minimised table as strings, the links of a linkage attack) with what names the truth: the planted
+secrets and decoys, every customer's pseudonym and name, or the ``n`` and ``seed`` of the hidden
+input table, which the scorer rebuilds with ``aisec.data.people`` (seeded, cached) to get its rows
+and direct identifiers. The scorers read the truth from the
 *reference* run's value only and the raw outputs from the student's, so nothing the student's
 kernel claims about the truth is believed.
 
