@@ -276,12 +276,49 @@ def _q10_detects(detect_injection: Any) -> None:
         raise AssertionError(f"flagged {sum(flags)} of {len(flags)} poisoned pages; expected at least 90%")
 
 
-def _q10_benign(detect_injection: Any) -> None:
-    from aisec.assistant import benign_documents, knowledge_base
+def _q10_rephrased(detect_injection: Any) -> None:
+    from aisec.assistant import rephrased_injections
 
-    flagged = [d.doc_id for d in knowledge_base() + benign_documents() if detect_injection(d.text)]
+    pages = rephrased_injections(SEED)
+    flagged = sum(bool(detect_injection(d.text)) for d in pages)
+    if flagged < 0.9 * len(pages):
+        raise AssertionError(f"flagged {flagged} of {len(pages)} injections phrased otherwise: a list of the variants' "
+                             "phrasings is not enough; what does every working injection need?")
+
+
+def _q10_benign(detect_injection: Any) -> None:
+    from aisec.assistant import benign_documents, benign_pages, knowledge_base
+
+    flagged = [d.doc_id for d in knowledge_base() + benign_documents() + benign_pages(SEED) if detect_injection(d.text)]
     if flagged:
         raise AssertionError(f"genuine pages flagged as injections: {flagged}")
+
+
+# ------------------------------------------------------------------------------ the adaptive attack
+
+
+def _q12_evades(adaptive_injection: Any) -> None:
+    from aisec.assistant import ATTACKER_HOST, Assistant, Document, conversation, host_of, keyword_filter, knowledge_base, leaks
+
+    convo = conversation(SEED + 3)  # another chat than the one the notebook tests with
+    for seed in (SEED, SEED + 2):
+        detector = keyword_filter(seed)
+        page = adaptive_injection(ATTACKER_HOST, detector)
+        expect_type(page, str, "adaptive_injection(host, detector)")
+        if not page:
+            raise AssertionError("no page found: search over more wordings (who the instruction addresses, which placeholder)")
+        if detector(page):
+            raise AssertionError("the filter flags the page you returned: query the detector before returning a page")
+        app = Assistant([Document("attacker", "VPN password reset (new)", page, "external")] + knowledge_base(), detector=detector)
+        if not any(host_of(u) == ATTACKER_HOST for u in leaks(app.ask(convo, QUESTION).html, convo.secrets)):
+            raise AssertionError("the page passes the filter but no longer leaks the chat to your host: test it in the app")
+
+
+def _q12_gives_up(adaptive_injection: Any) -> None:
+    from aisec.assistant import ATTACKER_HOST
+
+    if adaptive_injection(ATTACKER_HOST, lambda text: True) != "":
+        raise AssertionError("against a detector that flags every page, return the empty string")
 
 
 # ------------------------------------------------------------------------------ DP-SGD
@@ -340,7 +377,12 @@ CHECKS = {
     ],
     "q10": [
         Check("flags at least 90% of the poisoned pages", _q10_detects),
-        Check("flags no genuine page", _q10_benign),
+        Check("flags at least 90% of injections phrased unlike the variants", _q10_rephrased),
+        Check("flags no genuine page (knowledge base, benign documents, seeded benign pages)", _q10_benign),
+    ],
+    "q12": [
+        Check("finds a page two seeded vendor filters miss that still leaks the chat to the host", _q12_evades),
+        Check("returns the empty string when the detector flags everything", _q12_gives_up),
     ],
     "q11": [Check("trains with opacus and reports the accountant's epsilon", _q11_dp)],
 }
@@ -396,10 +438,17 @@ HIDDEN_HINTS: dict[str, str] = {
                               "end, for the nonce given",
     "q9_wrap_test.opens": "the wrapped block starts with the opening delimiter for the nonce given",
     "q9_wrap_test.answers": "the assistant still answers a genuine question from the wrapped knowledge base",
-    "q10_detect_test.recall": "flags nearly all of another seed's injection variants (measured by the grader)",
-    "q10_detect_test.false_positives": "flags none of the knowledge base's pages or the genuine pages that mention "
-                                       "assistants, code and images",
+    "q10_detect_test.recall": "flags nearly all of another seed's injection variants and injections phrased "
+                              "otherwise, to another host (measured by the grader)",
+    "q10_detect_test.false_positives": "flags none of the knowledge base's pages, the genuine pages that mention "
+                                       "assistants, code and images, or another seed's generated genuine pages",
+    "q10_detect_test.rephrased": "flags nearly all injections phrased unlike the seeded variants (other addressees "
+                                 "and placeholders)",
     "q10_detect_test.type": "returns a Python bool",
+    "q12_adaptive_test.evasions": "against other customers' filters, another host and another chat: the grader "
+                                  "puts each page in the app behind its filter and checks the rendered answer leaks "
+                                  "the chat to the host",
+    "q12_adaptive_test.gives_up": "returns the empty string when the detector flags every page",
     "q11_dp_test.eps8": "on other records, at a moderate target: the ε the grader's accountant computes from the "
                         "history of the PrivacyEngine your training ran stays within the target",
     "q11_dp_test.eps8_close": "at a moderate target, the ε actually spent is close to the target (the noise is not "

@@ -153,6 +153,38 @@ def dp_epsilon_gap(reference: Any, student: Any) -> float:
     return abs(reported - _epsilon(reference, student))
 
 
+# ------------------------------------------------------------------ q12: the adaptive attack
+
+
+def filter_evasions(reference: Any, student: Any) -> float:
+    """Reference ``{"filter_seeds": [int], "convo_seed": int, "host": str, "question": str, ...}``;
+    student ``{"pages": [str]}`` (the student's attack page against each seeded vendor filter).
+    Rebuilds each filter (``aisec.assistant.keyword_filter``) and the app with it, puts the page in
+    the knowledge base, asks the question in the seeded conversation and returns the fraction of
+    filters whose rendered answer still sends a secret to the reference's host."""
+    from aisec.assistant import Assistant, Document, conversation, host_of, keyword_filter, knowledge_base, leaks
+
+    ref = _reference(reference, filter_seeds=list, convo_seed=int, host=str, question=str)
+    seeds = ref["filter_seeds"]
+    if not seeds or not all(type(s) is int for s in seeds) or not ref["host"]:
+        raise Malformed("the reference records no filters (an authoring error: tell your instructor)")
+    if not isinstance(student, dict) or not isinstance(student.get("pages"), list):
+        raise Malformed("should be a dict with a list 'pages'")
+    pages = student["pages"]
+    if len(pages) != len(seeds):
+        raise Malformed("has a different number of cases than the lab's hidden inputs")
+    if not all(type(p) is str and len(p) <= _MAX_TEXT for p in pages):
+        raise Malformed("'pages' should hold strings of reasonable length")
+    convo = conversation(ref["convo_seed"])
+    evaded = 0
+    for seed, page in zip(seeds, pages):
+        app = Assistant([Document("attacker", "VPN password reset (new)", page, "external")] + knowledge_base(),
+                        detector=keyword_filter(seed))
+        urls = leaks(app.ask(convo, ref["question"]).html, convo.secrets)
+        evaded += any(host_of(u) == ref["host"] for u in urls)
+    return evaded / len(seeds)
+
+
 SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab01.scrub_secrets_left": scrub_secrets_left,
     "lab01.scrub_tickets_changed": scrub_tickets_changed,
@@ -160,4 +192,5 @@ SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab01.answers_naming_host": answers_naming_host,
     "lab01.dp_epsilon": dp_epsilon,
     "lab01.dp_epsilon_gap": dp_epsilon_gap,
+    "lab01.filter_evasions": filter_evasions,
 }
