@@ -184,7 +184,7 @@ def _stub(*args, **kwargs):
     raise NotImplementedError()
 
 
-@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4", "q5"])
+@pytest.mark.parametrize("question", ["q1", "q2", "q3", "q4", "q5", "q6", "q7"])
 def test_visible_checks_fail_on_the_untouched_stub(question: str) -> None:
     with pytest.raises(CheckFailed):
         check(f"lab02.{question}", _stub, quiet=True)
@@ -199,3 +199,36 @@ def test_visible_checks_catch_wrong_answers() -> None:
         check("lab02.q2", lambda model, targets, x0, steps=100, lr=0.05, tv_weight=0.0: np.tile(x0, (len(targets), 1)), quiet=True)
     with pytest.raises(CheckFailed):  # guesses the most common genotype without querying
         check("lab02.q4", lambda api, people, prior: ["AG"] * len(people), quiet=True)
+
+
+def _surrogate_attack(api, targets, public_x, x0, invert, epochs=200, lr=0.05, seed=0):
+    """Q6 as its docstring states it: one query, argmax labels, a linear surrogate, then invert."""
+    labels = torch.as_tensor(api.query(public_x).argmax(axis=1), dtype=torch.long)
+    x = torch.as_tensor(np.asarray(public_x, dtype=np.float32))
+    torch.manual_seed(seed)
+    surrogate = torch.nn.Linear(x.shape[1], api.n_classes)
+    opt = torch.optim.Adam(surrogate.parameters(), lr=lr)
+    for _ in range(epochs):
+        loss = torch.nn.functional.cross_entropy(surrogate(x), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return invert(surrogate, list(targets), x0)
+
+
+def test_q6_checks_accept_the_stated_attack_and_refuse_shortcuts() -> None:
+    check("lab02.q6", _surrogate_attack, quiet=True)
+    with pytest.raises(CheckFailed):  # trains on the API's rounded confidences' argmax for too few steps: an untrained surrogate
+        check("lab02.q6", lambda *a, **k: _surrogate_attack(*a, **{**k, "epochs": 0}), quiet=True)
+    with pytest.raises(CheckFailed):  # queries the API once per image
+        check("lab02.q6", lambda api, targets, public_x, x0, invert, **k: [api.query(r) for r in public_x] and
+              _surrogate_attack(api, targets, public_x, x0, invert, **k), quiet=True)
+    with pytest.raises(CheckFailed):  # never calls invert
+        check("lab02.q6", lambda api, targets, public_x, x0, invert, **k: np.tile(x0, (len(targets), 1)), quiet=True)
+
+
+def test_q7_checks_accept_a_label_only_api_and_refuse_rounding_noise_and_nothing() -> None:
+    check("lab02.q7", lambda model, seed=0: inversion.ConfidenceAPI(model, top1_only=True), quiet=True)
+    for wrong in (dict(), dict(decimals=1), dict(noise_std=0.3), dict(decimals=0)):
+        with pytest.raises(CheckFailed):
+            check("lab02.q7", lambda model, seed=0, kw=wrong: inversion.ConfidenceAPI(model, **kw), quiet=True)

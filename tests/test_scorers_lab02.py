@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from aisec.data import digits
 from aisec.grading.judge import compare
@@ -91,3 +92,44 @@ def test_records_read_back_from_a_notebook_are_scored(images: dict) -> None:
     from nbformat import from_dict
 
     assert SCORERS["lab02.judge_rate"](from_dict(value(images["x0"])), from_dict(value(images["means"]))) >= 0.9
+
+
+def test_top1_agreement_compares_with_the_rebuilt_model() -> None:
+    from aisec.grading.scorers.lab02 import _digits_setup
+
+    x_test = digits(SEED).x_test
+    model, _, _ = _digits_setup(SEED)
+    with torch.no_grad():
+        own = model(torch.as_tensor(x_test, dtype=torch.float32)).argmax(dim=1).numpy()
+    one_hot = np.eye(10)[own]
+    ref = {"seed": SEED, "outputs": one_hot.tolist()}
+    assert SCORERS["lab02.top1_agreement"](ref, {"outputs": one_hot.tolist()}) == 1.0
+    shifted = np.eye(10)[(own + 1) % 10]
+    assert SCORERS["lab02.top1_agreement"](ref, {"outputs": shifted.tolist()}) == 0.0
+    half = one_hot.copy()
+    half[::2] = shifted[::2]
+    assert SCORERS["lab02.top1_agreement"](ref, {"outputs": half.tolist()}) == pytest.approx(0.5, abs=0.01)
+    rule_ = rule("lab02.top1_agreement", at_least=1.0)
+    assert compare({"rule": rule_, "value": ref}, {"value": {"outputs": one_hot.tolist()}}) is None
+    assert compare({"rule": rule_, "value": ref}, {"value": {"outputs": half.tolist()}}) is not None
+    # all-zero rows (rounding to no decimals) fall back to class 0: wrong wherever the model says otherwise
+    assert SCORERS["lab02.top1_agreement"](ref, {"outputs": np.zeros_like(one_hot).tolist()}) == pytest.approx(
+        float(np.mean(own == 0)))
+
+
+@pytest.mark.parametrize("bad", [
+    "outputs",
+    [[0.1] * 10] * 3,  # too few rows
+    "rows of 9",
+    "a nan",
+    "a str",
+])
+def test_malformed_outputs_are_refused(bad: object) -> None:
+    n = len(digits(SEED).x_test)
+    rows = {"rows of 9": [[0.1] * 9] * n, "a nan": [[float("nan")] + [0.1] * 9] * n,
+            "a str": [["0.1"] + [0.1] * 9] * n}.get(bad, bad) if isinstance(bad, str) else bad
+    with pytest.raises(Malformed):
+        SCORERS["lab02.top1_agreement"]({"seed": SEED, "outputs": []}, {"outputs": rows})
+    with pytest.raises(Malformed, match="authoring error"):
+        SCORERS["lab02.top1_agreement"]({"outputs": []}, {"outputs": [[0.1] * 10] * n})
+

@@ -221,6 +221,97 @@ def _q5_table(defence_table: Any) -> None:
         raise AssertionError("without a defence the black-box inversion should recognise most targets")
 
 
+# ------------------------------------------------------------------------------ q6
+
+
+def _fake_invert(seen: dict[str, Any]) -> Any:
+    """A stand-in for Q2's inversion: it keeps the surrogate it is given and returns x0 per target, so that
+    Q6's checks do not depend on the student's Q2."""
+
+    def invert(model: Any, targets: list[int], x0: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        seen["model"], seen["targets"] = model, list(targets)
+        return np.tile(np.asarray(x0, dtype=np.float32), (len(targets), 1))
+
+    return invert
+
+
+def _q6_budget(invert_label_surrogate: Any) -> None:
+    from aisec.inversion import ConfidenceAPI
+
+    split, model, _, x0 = _digits_setup()
+    public = split.x_test[:200]
+    api = ConfidenceAPI(model, decimals=1, max_queries=200)
+    seen: dict[str, Any] = {}
+    out = invert_label_surrogate(api, [4, 9], public, x0, _fake_invert(seen), epochs=5)
+    if api.n_queries != 200:
+        raise AssertionError(f"query the API once with all 200 public images (200 queries), used {api.n_queries}")
+    if "model" not in seen:
+        raise AssertionError("call invert(surrogate, targets, x0) on your surrogate and return its result")
+    if seen["targets"] != [4, 9]:
+        raise AssertionError(f"pass the targets [4, 9] on to invert, got {seen['targets']}")
+    _array(np.asarray(out, dtype=np.float64), (2, 64), "the result of invert(...)")
+
+
+def _q6_surrogate_agrees(invert_label_surrogate: Any) -> None:
+    import torch
+
+    from aisec.inversion import ConfidenceAPI
+
+    split, model, _, x0 = _digits_setup()
+    seen: dict[str, Any] = {}
+    invert_label_surrogate(ConfidenceAPI(model, top1_only=True), [0], split.x_test, x0, _fake_invert(seen))
+    surrogate = seen.get("model")
+    if not isinstance(surrogate, torch.nn.Module):
+        raise AssertionError("invert should receive the surrogate, a torch module (torch.nn.Linear(64, 10))")
+    with torch.no_grad():
+        x = torch.as_tensor(split.x_test, dtype=torch.float32)
+        agree = float((surrogate(x).argmax(dim=1) == model(x).argmax(dim=1)).float().mean())
+    if agree < 0.9:
+        raise AssertionError(
+            f"the surrogate agrees with the API's labels on only {agree:.2f} of the public images (a trained one "
+            "agrees on nearly all): train it on the argmax of the API's answers, full batch, for `epochs` Adam steps"
+        )
+
+
+# ------------------------------------------------------------------------------ q7
+
+
+def _q7_utility(defended_api: Any) -> None:
+    from aisec.models import predict_proba
+
+    split, model, _, _ = _digits_setup()
+    api = defended_api(model, SEED)
+    # clean test images, and blends of two of them: ambiguous inputs on which the model is not confident
+    rows = np.concatenate([split.x_test[:200], 0.5 * (split.x_test[:100] + split.x_test[100:200])])
+    out = np.asarray(api.query(rows), dtype=np.float64)
+    _array(out, (300, 10), "defended_api(model).query(300 images)")
+    agree = float(np.mean(out.argmax(axis=1) == predict_proba(model, rows).argmax(axis=1)))
+    if agree < 1.0:
+        raise AssertionError(
+            f"the top-1 class of your API's answer is the model's own on only {agree:.3f} of the images, not all: "
+            "a defence must not cost benign users their answer"
+        )
+
+
+def _q7_no_probe_signal(defended_api: Any) -> None:
+    """Whether the answers to single-pixel probes of the start image carry a signal for the classes the
+    attacker targets (those that are not the start image's top class)."""
+    split, model, _, x0 = _digits_setup()
+    api = defended_api(model, SEED)
+    eye = np.eye(64)
+    for h in (0.01, 0.3):
+        p = np.asarray(api.query(np.clip(np.concatenate([x0 + h * eye, x0 - h * eye]), 0.0, 1.0)), dtype=np.float64)
+        top = int(np.bincount(p.argmax(axis=1), minlength=10).argmax())
+        others = np.delete(p, top, axis=1)
+        moved = float(np.mean(np.abs(others[:64] - others[64:]) > 0))
+        if moved > 0.1:
+            raise AssertionError(
+                f"with probes of width {h}, the confidences of the other classes differ between x + h e_i and "
+                f"x - h e_i for {moved:.0%} of the (pixel, class) pairs: the finite-difference attack follows "
+                "those differences"
+            )
+
+
 CHECKS = {
     "q1": [
         Check("returns a tensor of shape (n,), zero for blank images", _q1_shape),
@@ -242,6 +333,14 @@ CHECKS = {
     ],
     "q5": [
         Check("a DataFrame with the right index, columns and query counts", _q5_table),
+    ],
+    "q6": [
+        Check("one query per public image, and the surrogate and targets go to invert", _q6_budget),
+        Check("the surrogate reproduces the labels of a label-only API", _q6_surrogate_agrees),
+    ],
+    "q7": [
+        Check("benign users keep the model's top-1 class, on clear and on ambiguous images", _q7_utility),
+        Check("single-pixel probes, narrow or wide, move no confidence of the attacked classes", _q7_no_probe_signal),
     ],
 }
 
@@ -297,4 +396,20 @@ HIDDEN_HINTS: dict[str, str] = {
     "q5_defence_table_test.success_round1": "inversion against the rounding API mostly fails (measured by the grader)",
     "q5_defence_table_test.success_top1": "inversion against the top-label-only API mostly fails (measured by the "
                                           "grader)",
+    "q6_invert_label_surrogate_test.shape": "one reconstruction of sixty-four pixels per target",
+    "q6_invert_label_surrogate_test.queries": "one query per public image, against a rounding API and a label-only API",
+    "q6_invert_label_surrogate_test.judge_rate": "through another model's rounding API, an independent judge recognises "
+    "most reconstructions as their target (measured by the grader)",
+    "q6_invert_label_surrogate_test.target_conf": "the real attacked model, not only the surrogate, gives every "
+    "reconstruction's target class a clear confidence (measured by the grader)",
+    "q6_invert_label_surrogate_test.judge_rate_top1": "the same adaptive attack through a label-only API still yields "
+    "recognisable reconstructions (measured by the grader)",
+    "q7_defended_api_test.benign_top1": "on another seed's clean test images, the top-1 class of your API's raw outputs "
+    "is the model's own (measured by the grader)",
+    "q7_defended_api_test.attack_narrow": "the finite-difference inversion against your API with narrow probes mostly "
+    "fails to produce images the judge recognises (measured by the grader)",
+    "q7_defended_api_test.attack_medium": "the finite-difference inversion against your API with medium probes mostly "
+    "fails to produce images the judge recognises (measured by the grader)",
+    "q7_defended_api_test.attack_wide": "the finite-difference inversion against your API with wide probes mostly "
+    "fails to produce images the judge recognises (measured by the grader)",
 }

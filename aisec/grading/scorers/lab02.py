@@ -7,6 +7,10 @@ lab's own seeded and cached ``aisec`` code, the attacked model (``digits_classif
 (``independent_digit_classifier`` on the test split) and the class means of the training split;
 only the images are read from the student's value. It then measures the judge's recognition rate,
 the attacked model's confidence in each target, or the correlation with the target's class mean.
+
+A defended API is graded on benign inputs as well: the hidden test records the API's raw outputs on the
+hidden seed's test images (rounded to 4 decimals), and :func:`top1_agreement` compares their top-1 labels
+with the rebuilt attacked model's own.
 """
 
 from __future__ import annotations
@@ -115,9 +119,36 @@ def class_mean_correlation(reference: Any, student: Any) -> float:
     return total / len(targets)
 
 
+def top1_agreement(reference: Any, student: Any) -> float:
+    """``{"seed": int, "outputs": [[10 floats], ...]}``: the fraction of the hidden seed's test images
+    (``digits(seed).x_test``, in order) on which the argmax of the API's output row is the rebuilt
+    attacked model's own top-1 class (ties go to the first class, as ``numpy.argmax`` does)."""
+    import numpy as np
+    import torch
+
+    from aisec.data import digits
+
+    seed = reference.get("seed") if isinstance(reference, dict) else None
+    if type(seed) is not int or not 0 <= seed < 2**31:
+        raise Malformed("the reference records no seed (an authoring error: tell your instructor)")
+    x_test = digits(seed).x_test
+    rows = student.get("outputs") if isinstance(student, dict) else None
+    if type(rows) is not list or len(rows) != len(x_test):
+        raise Malformed("should hold one output row per hidden test image")
+    if not all(type(r) is list and len(r) == 10 for r in rows):
+        raise Malformed("each output row should be a list of 10 confidences")
+    if not all(type(p) in (int, float) and math.isfinite(p) for r in rows for p in r):
+        raise Malformed("confidences should be finite numbers")
+    model, _, _ = _digits_setup(seed)
+    with torch.no_grad():
+        own = model(torch.as_tensor(x_test, dtype=torch.float32)).argmax(dim=1).numpy()
+    return float(np.mean(np.asarray(rows, dtype=np.float64).argmax(axis=1) == own))
+
+
 SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab02.judge_rate": judge_rate,
     "lab02.judge_rate_drop": judge_rate_drop,
     "lab02.target_confidence": target_confidence,
     "lab02.class_mean_correlation": class_mean_correlation,
+    "lab02.top1_agreement": top1_agreement,
 }
