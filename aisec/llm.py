@@ -151,7 +151,8 @@ def model_state(model: Any) -> tuple:
     The cache holds outputs of the model *as loaded from the file*; a kernel that edits the weights
     (fine-tuning, ``p.data.mul_``, a hook) no longer matches the fingerprint taken at load, and computes
     afresh. (Writes through ``.data`` do not bump the counter; the sample catches any edit that touches
-    more than a sliver of a tensor. Either way a wrong hit could only reach this kernel: see OutputCache.)
+    more than a sliver of a tensor. An edit that slips through could only mislead runs sharing this
+    writable cache folder, never another student's grading, whose cache is read-only: see OutputCache.)
     """
     import torch
 
