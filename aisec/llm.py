@@ -119,7 +119,7 @@ def model_folder() -> Path:
 # ------------------------------------------------------------------------- the output cache
 
 OUTPUT_CACHE = "llm-outputs"  # folder under the course cache dir
-# Per process: lab 5's solution writes about 0.2 MB; a runaway loop must not fill the disk (in the
+# Per process: lab 5's solution and lesson write about 50 kB together; a runaway loop must not fill the disk (in the
 # grader's sandbox the cache folder is a small tmpfs shared with everything else the kernel saves).
 MAX_WRITE_BYTES_PER_PROCESS = 8 * 2**20
 MAX_ENTRY_BYTES = 256 * 2**10
