@@ -232,3 +232,57 @@ def test_q7_checks_accept_a_label_only_api_and_refuse_rounding_noise_and_nothing
     for wrong in (dict(), dict(decimals=1), dict(noise_std=0.3), dict(decimals=0)):
         with pytest.raises(CheckFailed):
             check("lab02.q7", lambda model, seed=0, kw=wrong: inversion.ConfidenceAPI(model, **kw), quiet=True)
+
+
+# --------------------------------------------------------- the adapted attack and defence (Q6, Q7)
+
+
+def _whitebox(model, targets, x0, steps=100, lr=0.05):
+    t = torch.as_tensor(list(targets), dtype=torch.long)
+    x = torch.tensor(np.tile(np.asarray(x0, dtype=np.float32), (len(t), 1)), requires_grad=True)
+    opt = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        loss = -torch.log_softmax(model(x), dim=1)[torch.arange(len(t)), t].sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            x.clamp_(0.0, 1.0)
+    return x.detach().numpy()
+
+
+def _finite_differences(api, target, x0, steps=20, h=0.01, lr=0.02):
+    x = np.asarray(x0, dtype=np.float64).copy()
+    eye = np.eye(x.size)
+    for _ in range(steps):
+        p = api.query(np.clip(np.concatenate([x + h * eye, x - h * eye]), 0.0, 1.0))[:, target]
+        x = np.clip(x + lr * np.sign(p[: x.size] - p[x.size:]), 0.0, 1.0)
+    return x
+
+
+def test_on_the_hidden_seed_only_the_adapted_attack_beats_rounding_and_only_labels_beat_wide_probes() -> None:
+    """Q6's threshold separates the surrogate attack from the unadapted one (narrow or wide probes) through
+    the rounding API; Q7's separates a label-only API from rounding (wide probes get through rounding)."""
+    from aisec.data import digits
+    from aisec.grading.scorers import SCORERS
+    from aisec.models import digits_classifier
+
+    seed = 1  # the hidden tests' seed
+    split = digits(seed)
+    model = digits_classifier(split.x_train, split.y_train, seed=seed)
+    x0 = split.x_test.mean(axis=0)
+
+    def rate(images: np.ndarray) -> float:
+        value = {"seed": seed, "targets": list(range(10)), "images": np.round(images, 4).tolist()}
+        return SCORERS["lab02.judge_rate"](value, value)
+
+    rounding = inversion.ConfidenceAPI(model, decimals=1)
+    adapted = _surrogate_attack(rounding, range(10), split.x_test, x0, _whitebox, seed=seed)
+    assert rate(np.clip(adapted, 0, 1)) >= 0.8  # Q6's threshold
+    for h, lr in ((0.01, 0.02), (0.3, 0.05)):
+        unadapted = np.stack([_finite_differences(rounding, c, x0, h=h, lr=lr) for c in range(10)])
+        assert rate(unadapted) < 0.8
+    wide = {"rounding": rounding, "labels": inversion.ConfidenceAPI(model, top1_only=True)}
+    rates = {k: rate(np.stack([_finite_differences(api, c, x0, h=0.3, lr=0.05) for c in range(10)]))
+             for k, api in wide.items()}
+    assert rates["labels"] <= 0.3 < rates["rounding"]  # Q7's threshold
