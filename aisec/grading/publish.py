@@ -69,7 +69,6 @@ TAUGHT_LINES = frozenset({
     "super().__init__(convert_charrefs=True)",
     "allowed = {h.lower() for h in allowed_hosts}",  # aisec.assistant's leak finder
     "logp = torch.log_softmax(logits.float(), dim=-1)",  # aisec.llm's scoring
-    "x = x.clone().detach().requires_grad_(True)",  # lesson 3 derives FGSM
     "centred = feats[members] - feats[members].mean(axis=0)",  # lesson 4: spectral signatures
     "_, _, vt = np.linalg.svd(centred, full_matrices=False)",
     "known = dose_labels(people)",  # lesson 2: attribute inference
@@ -78,7 +77,6 @@ TAUGHT_LINES = frozenset({
     'ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")',  # lesson 5: Wilson intervals
     "from scipy.optimize import minimize",  # lesson 6: DLG with L-BFGS
     "norm = float(np.linalg.norm(update))",  # aisec.checks.lab06 measures the student's update
-    "return int(df.groupby(list(quasi_identifiers), dropna=False).size().min())",  # lesson 0's k_of; lab 0's checks measure k
     'for rng in aff.get("ranges", []):',  # aisec.lab07 walks OSV records (the lab describes their structure)
     'if rng["type"] == "ECOSYSTEM":',
     "for name, version in pins.items():",
