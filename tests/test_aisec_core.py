@@ -164,11 +164,15 @@ def test_check_reports_success_and_failure_with_hints(capsys: pytest.CaptureFixt
 
 
 def test_check_result_is_not_a_number_for_nbgrader(capsys: pytest.CaptureFixture[str]) -> None:
-    def k_anonymity(df: pd.DataFrame, quasi: list[str]) -> int:
-        return int(df.groupby(quasi).size().min())
+    from aisec.checks.lab00 import CHECKS
 
-    assert check("lab00.q6", k_anonymity) is None
-    assert "1/1 visible checks passed" in capsys.readouterr().out
+    def anonymity(df: pd.DataFrame, quasi: list[str], sensitive: str) -> tuple[int, int]:
+        groups = df.groupby(quasi, dropna=False)
+        return int(groups.size().min()), int(groups[sensitive].nunique(dropna=False).min())
+
+    assert check("lab00.q6", anonymity) is None
+    n = len(CHECKS["q6"])
+    assert f"{n}/{n} visible checks passed" in capsys.readouterr().out
 
 
 def test_check_explains_unknown_ids() -> None:
