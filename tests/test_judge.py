@@ -246,3 +246,19 @@ def test_time_limits_follow_the_reference_run() -> None:
 ])
 def test_staging_knows_malformed_nbgrader_metadata(meta: object, ok: bool) -> None:
     assert _well_formed(meta) is ok
+
+
+def test_scorers_get_plain_data_when_records_are_read_back_from_a_notebook() -> None:
+    """Records read from an executed notebook are nbformat nodes (dict subclasses); the judge hands scorers plain
+    dicts, so a scorer's strict ``type(x) is dict`` checks accept the reference's own value."""
+    import nbformat
+
+    from aisec.lab07 import advisories
+
+    plan = {"torch": "1.13.1", "transformers": "4.36.0", "onnx": "1.13.0", "mlflow": "2.9.2"}
+    rec = nbformat.from_dict({"key": "q2_upgrade_test.plan_matches_pip_audit",
+                              "value": {"pins": advisories.stack_pins(1), "as_of": "2024-01-01", "plan": plan},
+                              "rule": {"atol": 0.0, "rtol": 0.0, "at_least": 1.0, "at_most": None, "unordered": False,
+                                       "score": "lab07.plan_matches_pip_audit"}})
+    assert type(rec["value"]) is not dict
+    assert compare(rec, rec) is None

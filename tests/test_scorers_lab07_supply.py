@@ -66,17 +66,3 @@ def test_hash_scorer_recomputes_the_digests() -> None:
     assert HASH(ref, {"requirements": good + "numpy==2.1.3\n"}) == 0.0  # not a hash pin: pip would refuse the file
     with pytest.raises(Malformed):
         HASH(ref, {"requirements": 3})
-
-
-def test_plan_scorer_reads_records_as_the_judge_hands_them_over() -> None:
-    """The judge reads records back from the executed notebook as nbformat nodes (dict subclasses)."""
-    import nbformat
-
-    from aisec.grading.scorers import SCORERS
-    from aisec.lab07 import advisories
-
-    pins = advisories.stack_pins(1)
-    plan = {"torch": "1.13.1", "transformers": "4.36.0", "onnx": "1.13.0", "mlflow": "2.9.2"}
-    value = nbformat.from_dict({"pins": pins, "as_of": "2024-01-01", "plan": plan})
-    assert type(value) is not dict
-    assert SCORERS["lab07.plan_matches_pip_audit"](value, value) == 1.0

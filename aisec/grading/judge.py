@@ -80,6 +80,11 @@ def _close(expected: Any, actual: Any, atol: float, rtol: float, path: str) -> s
     return None if actual == expected else f"{where}differs from the expected value"
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON types (dict, list, str, numbers, None)."""
+    return json.loads(json.dumps(value))
+
+
 def compare(reference: Record, student: Record | None) -> str | None:
     """Why ``student`` fails the rule of ``reference``, or None when it passes."""
     if student is None:
@@ -98,7 +103,9 @@ def compare(reference: Record, student: Record | None) -> str | None:
         if scorer is None:
             return "names an unknown scorer (an authoring error: tell your instructor)"
         try:
-            value = scorer(reference["value"], value)
+            # Scorers get plain JSON data: records read back from a notebook are nbformat nodes (dict
+            # subclasses), which a scorer's strict type checks would refuse.
+            value = scorer(_plain(reference["value"]), _plain(value))
         except Malformed as exc:
             return str(exc)
         measured = f"(its {rule['score'].rsplit('.', 1)[-1].replace('_', ' ')}, measured by the grader) is"

@@ -17,6 +17,22 @@ class Malformed(ValueError):
     """The student's value cannot be scored against the reference."""
 
 
+def reference_int(reference: Any, name: str, low: int = 0, high: int = 1_000_000) -> int:
+    """The integer ``name`` of the reference's value (a seed, a count), within [low, high]."""
+    value = reference.get(name) if isinstance(reference, dict) else None
+    if type(value) is not int or not low <= value <= high:
+        raise Malformed(f"the reference records no {name} (an authoring error: tell your instructor)")
+    return value
+
+
+def reference_field(reference: Any, name: str, kind: type) -> Any:
+    """The field ``name`` of the reference's value, of exactly type ``kind``."""
+    value = reference.get(name) if isinstance(reference, dict) else None
+    if type(value) is not kind:
+        raise Malformed(f"the reference records no {name} (an authoring error: tell your instructor)")
+    return value
+
+
 def _items(reference: Any, student: Any) -> list[tuple[Any, Any]]:
     if not isinstance(reference, list) or not isinstance(student, list):
         raise Malformed("should be a list")

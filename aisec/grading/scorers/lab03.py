@@ -26,7 +26,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aisec.grading.scorers.common import Malformed
+from aisec.grading.scorers.common import Malformed, reference_int
 
 PIXELS = 64  # an 8x8 digit, flattened
 MAX_IMAGES = 600  # the hidden digits test set has 540 images
@@ -38,13 +38,6 @@ PGD_STEPS = 20  # the hidden tests' reference PGD: no random start, step eps/4
 
 
 # ------------------------------------------------------------------- reading the reference
-
-
-def _ref_int(reference: Any, name: str, low: int = 0, high: int = 10_000) -> int:
-    value = reference.get(name) if isinstance(reference, dict) else None
-    if type(value) is not int or not low <= value <= high:
-        raise Malformed(f"the reference records no {name} (an authoring error: tell your instructor)")
-    return value
 
 
 def _ref_eps(reference: Any) -> float:
@@ -105,7 +98,7 @@ def _test_set(reference: Any, start: int = 0) -> tuple[Any, Any]:
     import numpy as np
     import torch
 
-    seed = _ref_int(reference, "seed")
+    seed = reference_int(reference, "seed")
     labels = _ref_labels(reference)
     split = _digits(seed)
     x = split.x_test[start : start + len(labels)]
@@ -234,7 +227,7 @@ def adversarial_accuracy(reference: Any, student: Any) -> float:
     x, y = _test_set(reference)
     eps = _ref_eps(reference)
     adv = _images(student, len(y))
-    model = _target(_ref_int(reference, "seed"))
+    model = _target(reference_int(reference, "seed"))
     fooled = ~_correct(model, adv.float(), y) & _within_budget(x, adv, eps)
     return 1.0 - float(fooled.double().mean())
 
@@ -243,7 +236,7 @@ def pgd_minus_fgsm_accuracy(reference: Any, student: Any) -> float:
     """As :func:`adversarial_accuracy`, minus the target's accuracy under a reference FGSM at the
     same eps on the same clean images (negative when the student's attack is stronger)."""
     x, y = _test_set(reference)
-    model = _target(_ref_int(reference, "seed"))
+    model = _target(reference_int(reference, "seed"))
     fgsm = _reference_fgsm(model, x, y, _ref_eps(reference))
     return adversarial_accuracy(reference, student) - float(_correct(model, fgsm, y).double().mean())
 
@@ -265,7 +258,7 @@ def targeted_success_rate(reference: Any, student: Any) -> float:
     x, y = _test_set(reference)
     targets = _ref_targets(reference, len(y))
     adv = _images(student, len(y))
-    model = _target(_ref_int(reference, "seed"))
+    model = _target(reference_int(reference, "seed"))
     hit = _correct(model, adv.float(), targets) & _within_budget(x, adv, _ref_eps(reference))
     return float(hit.double().mean())
 
@@ -279,10 +272,10 @@ def restored_accuracy(reference: Any, student: Any) -> float:
     floats]] * n}``, what the student's restoration made of them. The rebuilt target's accuracy on
     the restored images, an image with pixels outside [0, 1] counting as misread. The restoration
     may change an image freely: it is the defender's preprocessing, not an attack."""
-    _, y = _test_set(reference, start=_ref_int(reference, "start"))
+    _, y = _test_set(reference, start=reference_int(reference, "start"))
     images = _images(student, len(y))
     valid = ((images >= -PIXEL_TOLERANCE) & (images <= 1 + PIXEL_TOLERANCE)).all(dim=1)
-    model = _target(_ref_int(reference, "seed"))
+    model = _target(reference_int(reference, "seed"))
     return float((_correct(model, images.float(), y) & valid).double().mean())
 
 
@@ -300,9 +293,9 @@ def quantised_adversarial_accuracy(reference: Any, student: Any) -> float:
     grey levels), on the student's images; an image outside the eps-ball or [0, 1] counts as read
     correctly."""
     x, y = _test_set(reference)
-    levels = _ref_int(reference, "levels", 2, 256)
+    levels = reference_int(reference, "levels", 2, 256)
     adv = _images(student, len(y))
-    model = _target(_ref_int(reference, "seed"))
+    model = _target(reference_int(reference, "seed"))
     fooled = ~_correct(model, _quantise(adv.float(), levels), y) & _within_budget(x, adv, _ref_eps(reference))
     return 1.0 - float(fooled.double().mean())
 
@@ -313,8 +306,8 @@ SURROGATE_HIDDEN = (64, 64)
 
 
 def _surrogate_setup(reference: Any, student: Any) -> tuple[Any, Any, Any, Any]:
-    x, y = _test_set(reference, start=_ref_int(reference, "start"))
-    target = _target(_ref_int(reference, "seed"))
+    x, y = _test_set(reference, start=reference_int(reference, "start"))
+    target = _target(reference_int(reference, "seed"))
     surrogate = _state_dict(student, SURROGATE_HIDDEN)
     return target, surrogate, x, y
 
@@ -370,7 +363,7 @@ def robust_accuracy(reference: Any, student: Any) -> float:
 def robust_gain(reference: Any, student: Any) -> float:
     """As :func:`robust_accuracy`, minus the lab's undefended target's accuracy under the same
     attack (the reference's labels must cover the whole hidden test set)."""
-    seed, eps = _ref_int(reference, "seed"), _ref_eps(reference)
+    seed, eps = reference_int(reference, "seed"), _ref_eps(reference)
     if len(_ref_labels(reference)) != len(_digits(seed).y_test):
         raise Malformed("the reference's labels do not cover the hidden test set (an authoring error: tell your instructor)")
     return robust_accuracy(reference, student) - _undefended_robust_accuracy(seed, eps)
@@ -394,9 +387,9 @@ def spam_evasion_rate(reference: Any, student: Any) -> float:
     from aisec.adversarial import HOMOGLYPHS
 
     originals = _ref_texts(reference, "originals")
-    budget = _ref_int(reference, "budget", 0, 1000)
+    budget = reference_int(reference, "budget", 0, 1000)
     texts = _texts(student, len(originals))
-    delivered = _spam_filter(_ref_int(reference, "seed")).predict(texts) == 0
+    delivered = _spam_filter(reference_int(reference, "seed")).predict(texts) == 0
     fair = [
         len(t) == len(o)
         and sum(a != b for a, b in zip(o, t)) <= budget
@@ -411,7 +404,7 @@ def spam_caught_rate(reference: Any, student: Any) -> float:
     fraction of the student's texts the lab's spam filter (rebuilt for that seed) blocks."""
     n = len(_ref_texts(reference, "texts"))
     texts = _texts(student, n)
-    return float(_spam_filter(_ref_int(reference, "seed")).predict(texts).mean())
+    return float(_spam_filter(reference_int(reference, "seed")).predict(texts).mean())
 
 
 SCORERS: dict[str, Callable[[Any, Any], float]] = {

@@ -18,20 +18,13 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aisec.grading.scorers.common import Malformed
+from aisec.grading.scorers.common import Malformed, reference_int
 
 N_PARAMS = 2410  # aisec.lab06.fedavg.N_PARAMS (kept literal: importing the lab package is cheap, but this is the contract)
 PIXELS = 64
 MAX_CASES = 50
 MAX_BATCH = 10
 MAX_TEST = 600  # digits' test split has 540 images
-
-
-def _ref_int(reference: Any, name: str) -> int:
-    value = reference.get(name) if isinstance(reference, dict) else None
-    if type(value) is not int or not 0 <= value <= 1_000_000:
-        raise Malformed(f"the reference records no {name} (an authoring error: tell your instructor)")
-    return value
 
 
 def _numbers(value: Any, size: int, what: str) -> list[float]:
@@ -66,7 +59,7 @@ def global_accuracy(reference: Any, student: Any) -> float:
     flat parameters). The accuracy of that model on the test split ``digits(seed=data_seed)``."""
     from aisec.lab06.fedavg import accuracy
 
-    x, y = _test_split(_ref_int(reference, "data_seed"))
+    x, y = _test_split(reference_int(reference, "data_seed"))
     return accuracy(_vector(student), x, y)
 
 
@@ -76,7 +69,7 @@ def backdoor_success(reference: Any, student: Any) -> float:
     is stamped on them."""
     from aisec.lab06.poisoning import backdoor_success as rate
 
-    x, y = _test_split(_ref_int(reference, "data_seed"))
+    x, y = _test_split(reference_int(reference, "data_seed"))
     return rate(_vector(student), x, y)
 
 

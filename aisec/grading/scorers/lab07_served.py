@@ -15,18 +15,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aisec.grading.scorers.common import Malformed
+from aisec.grading.scorers.common import Malformed, reference_int
 
 SHAPES = {"body.0.weight": (64, 64), "body.0.bias": (64,), "head.weight": (10, 64), "head.bias": (10,)}
 TLS_SETUPS = ("direct", "rogue_client", "relay", "forged", "plain_http")
 MAX_INPUTS = 64
-
-
-def _ref_int(reference: Any, name: str) -> int:
-    value = reference.get(name) if isinstance(reference, dict) else None
-    if type(value) is not int or not 0 <= value <= 1_000_000:
-        raise Malformed(f"the reference records no {name} (an authoring error: tell your instructor)")
-    return value
 
 
 def _finite_nested(value: Any, shape: tuple[int, ...]) -> bool:
@@ -54,7 +47,7 @@ def fidelity(reference: Any, student: Any) -> float:
 
     from aisec.lab07 import extraction
 
-    seed = _ref_int(reference, "seed")
+    seed = reference_int(reference, "seed")
     weights = student.get("weights") if isinstance(student, dict) else None
     if not isinstance(weights, dict) or set(weights) != set(SHAPES):
         raise Malformed("should be a dict with the copy's state_dict (the surrogate's four tensors)")
@@ -74,7 +67,7 @@ def tls_outcomes(reference: Any, student: Any) -> float:
     key; ``forged`` raised ``SSLCertVerificationError`` and the proxy learnt no key; ``plain_http`` raised
     ``ValueError`` and the proxy learnt no key; ``rogue_client`` (a client certificate the CA never signed)
     returned no labels."""
-    seed = _ref_int(reference, "seed")
+    seed = reference_int(reference, "seed")
     indices = reference.get("indices")
     if type(indices) is not list or not 0 < len(indices) <= MAX_INPUTS or not all(type(i) is int and 0 <= i < 270 for i in indices):
         raise Malformed("the reference records no indices (an authoring error: tell your instructor)")
@@ -128,14 +121,14 @@ def _attackers(seed: int) -> tuple[bool, ...]:
 def monitor_recall(reference: Any, student: Any) -> float:
     """Reference ``{"seed"}``; student ``{"flags": [bool per stream of query_streams(seed)]}``: the fraction of
     the attackers' streams flagged."""
-    truth = _attackers(_ref_int(reference, "seed"))
+    truth = _attackers(reference_int(reference, "seed"))
     flags = _flags(student, len(truth))
     return sum(f for f, t in zip(flags, truth) if t) / sum(truth)
 
 
 def monitor_false_positives(reference: Any, student: Any) -> float:
     """As :func:`monitor_recall`: the fraction of benign users' streams flagged."""
-    truth = _attackers(_ref_int(reference, "seed"))
+    truth = _attackers(reference_int(reference, "seed"))
     flags = _flags(student, len(truth))
     return sum(f for f, t in zip(flags, truth) if not t) / (len(truth) - sum(truth))
 
@@ -150,7 +143,7 @@ def _stolen(seed: int) -> tuple[bool, ...]:
 def ownership_accuracy(reference: Any, student: Any) -> float:
     """Reference ``{"seed"}``; student ``{"flags": [bool per suspect of watermark.suspects(seed)]}``: the
     fraction of suspects whose verdict (stolen or not) is right."""
-    truth = _stolen(_ref_int(reference, "seed"))
+    truth = _stolen(reference_int(reference, "seed"))
     flags = _flags(student, len(truth))
     return sum(f == t for f, t in zip(flags, truth)) / len(truth)
 

@@ -18,18 +18,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from aisec.grading.scorers.common import Malformed
+from aisec.grading.scorers.common import Malformed, reference_field
 
 MAX_PINS = 50
 MAX_TEXT = 20_000
-
-
-def _ref(reference: Any, name: str, kind: type) -> Any:
-    value = reference.get(name) if isinstance(reference, dict) else None
-    # Records read back from a notebook are nbformat nodes (dict subclasses): a dict is checked with isinstance.
-    if not (isinstance(value, dict) if kind is dict else type(value) is kind):
-        raise Malformed(f"the reference records no {name} (an authoring error: tell your instructor)")
-    return value
 
 
 def _grader_affects(record: dict[str, Any], name: str, version: str) -> bool:
@@ -62,10 +54,10 @@ def _grader_affects(record: dict[str, Any], name: str, version: str) -> bool:
 def plan_matches_pip_audit(reference: Any, student: Any) -> float:
     from aisec.lab07 import advisories
 
-    pins = _ref(reference, "pins", dict)
-    date = _ref(reference, "as_of", str)
+    pins = reference_field(reference, "pins", dict)
+    date = reference_field(reference, "as_of", str)
     plan = student.get("plan") if isinstance(student, dict) else None
-    if not isinstance(plan, dict) or len(plan) > MAX_PINS:
+    if type(plan) is not dict or len(plan) > MAX_PINS:
         raise Malformed("should be a dict with the upgrade plan under 'plan'")
     if not all(type(k) is str and (v is None or type(v) is str) for k, v in plan.items()):
         raise Malformed("the plan should map package names to version strings (or None)")
@@ -90,7 +82,7 @@ def typosquats_caught(reference: Any, student: Any) -> float:
 
     from aisec.lab07 import sbom
 
-    seeds = _ref(reference, "seeds", list)
+    seeds = reference_field(reference, "seeds", list)
     found = student.get("suspects") if isinstance(student, dict) else None
     if type(found) is not list or len(found) != len(seeds):
         raise Malformed("should hold one list of suspects per requirements change")
@@ -116,8 +108,8 @@ def hash_pins(reference: Any, student: Any) -> float:
 
     from aisec.lab07 import wheels
 
-    seed = _ref(reference, "seed", int)
-    n = _ref(reference, "n", int)
+    seed = reference_field(reference, "seed", int)
+    n = reference_field(reference, "n", int)
     text = student.get("requirements") if isinstance(student, dict) else None
     if type(text) is not str or len(text) > MAX_TEXT:
         raise Malformed("should be a dict with the requirements text under 'requirements'")
