@@ -3,7 +3,7 @@
 Two calls live here, one for each audience:
 
 * ``check("lab00.q1", answer)`` runs the *visible* checks of a question (they live in
-  ``aisec/checks/<lab>.py``, readable by anyone) and prints a friendly report: what
+  ``aisec/<lab>/checks.py``, readable by anyone) and prints a friendly report: what
   passed, what failed, and a hint for what to do next. It raises ``CheckFailed`` when a
   check fails, so a test cell that calls it fails in nbgrader as well.
 * ``record("q1.hidden_seed", value, ...)`` is used only by *hidden* tests. It does not
@@ -50,7 +50,7 @@ def _load_checks(question: str) -> list[Check]:
     if not sep or not lab or not name:
         raise ValueError(f"check() wants an id like 'lab00.q1', got {question!r}")
     try:
-        module = importlib.import_module(f"aisec.checks.{lab}")
+        module = importlib.import_module(f"aisec.{lab}.checks")
     except ModuleNotFoundError as exc:
         raise ValueError(f"No checks exist for lab {lab!r}: is the id {question!r} spelled right?") from exc
     checks: Mapping[str, list[Check]] = module.CHECKS

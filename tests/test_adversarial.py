@@ -1,4 +1,4 @@
-"""Unit tests of aisec.adversarial and of lab03's visible checks (fast: a few seconds)."""
+"""Unit tests of aisec.lab03.adversarial and of lab03's visible checks (fast: a few seconds)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aisec import adversarial as adv
+from aisec.lab03 import adversarial as adv
 from aisec.check import CheckFailed, check
 
 
@@ -340,7 +340,7 @@ def _restorer(prefer_fewer=False, ignore_clean=False):
 def test_restorer_rule_expectations_are_what_the_rule_gives():
     """The q8 check's written-out levels (8 with no attack, 5 in the tie of (3, 5), 3 against its fixed PGD)
     recomputed here, and the tie is a real one."""
-    from aisec.checks import lab03 as checks
+    from aisec.lab03 import checks
 
     model, x, y = checks._fixture()
     every = (2, 3, 4, 5, 6, 8)

@@ -164,7 +164,7 @@ def test_check_reports_success_and_failure_with_hints(capsys: pytest.CaptureFixt
 
 
 def test_check_result_is_not_a_number_for_nbgrader(capsys: pytest.CaptureFixture[str]) -> None:
-    from aisec.checks.lab00 import CHECKS
+    from aisec.lab00.checks import CHECKS
 
     def anonymity(df: pd.DataFrame, quasi: list[str], sensitive: str) -> tuple[int, int]:
         groups = df.groupby(quasi, dropna=False)
@@ -248,5 +248,5 @@ def test_every_lab_has_visible_checks_for_its_check_calls() -> None:
         nb = nbformat.read(source, as_version=4)
         for cell in nb.cells:
             for lab, q in re.findall(r"check\(\s*[\"'](lab\d\d)\.(\w+)[\"']", cell.source):
-                module = importlib.import_module(f"aisec.checks.{lab}")
+                module = importlib.import_module(f"aisec.{lab}.checks")
                 assert q in module.CHECKS, f"{source.name}: check('{lab}.{q}') has no visible checks"

@@ -123,7 +123,7 @@ def test_every_hidden_record_has_an_authored_hint(notebook: Path) -> None:
     keys = hidden_record_keys(nbformat.read(notebook, as_version=4))
     patterns = [key_pattern(k) for k in keys]
     unhinted = [k for k, p in zip(keys, patterns) if not any(p.fullmatch(h) for h in hints)]
-    assert not unhinted, f"{lab}: hidden records without a hint in aisec/checks/{lab}.py HIDDEN_HINTS: {unhinted}"
+    assert not unhinted, f"{lab}: hidden records without a hint in aisec/{lab}/checks.py HIDDEN_HINTS: {unhinted}"
     stale = [h for h in hints if not any(p.fullmatch(h) for p in patterns)]
     assert not stale, f"{lab}: HIDDEN_HINTS for keys no hidden block records: {stale}"
     valued = [h for h, text in hints.items() if not text.strip() or re.search(r"\d\.\d|\d{2,}", text)]

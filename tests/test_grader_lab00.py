@@ -75,7 +75,7 @@ def test_lab00_honest_with_warnings_full_marks_and_fake_int_loses_its_question(t
     assert leaky.score == 23.0, "Q3's 2 points only: Q8 is graded with stand-ins and the reference redact"
     failed = [q for q in leaky.questions if not q["passed"]]
     assert [q["grade_id"] for q in failed] == ["q3_redact_test"]
-    from aisec.checks.lab00 import HIDDEN_HINTS
+    from aisec.lab00.checks import HIDDEN_HINTS
 
     hint = HIDDEN_HINTS["q3_redact_test.redacted"]
     assert any(line.startswith(f"✘ hidden check: q3_redact_test.redacted (tests: {hint}): ") for line in failed[0]["feedback"])

@@ -24,9 +24,9 @@ LIGHT_MODULES = [
     "aisec.plots",
     "aisec.seeding",
     "aisec.progress",
-    "aisec.leakage",
-    "aisec.assistant",
-    "aisec.inversion",
+    "aisec.lab01.leakage",
+    "aisec.lab01.assistant",
+    "aisec.lab02.inversion",
     "aisec.llm",
     "aisec.lab05.mail",
     "aisec.lab05.rag",
@@ -38,10 +38,10 @@ LIGHT_MODULES = [
     "aisec.lab06.poisoning",
     "aisec.lab06.robust",
     "aisec.lab06.secagg",
-    "aisec.checks.lab01",
-    "aisec.checks.lab02",
-    "aisec.checks.lab05",
-    "aisec.checks.lab06",
+    "aisec.lab01.checks",
+    "aisec.lab02.checks",
+    "aisec.lab05.checks",
+    "aisec.lab06.checks",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Fast unit tests of aisec.insider: the seeded audit log, the pickle corpus, the policy data
+"""Fast unit tests of aisec.lab04.insider: the seeded audit log, the pickle corpus, the policy data
 and alert scoring. The malicious pickles are only ever loaded inside a temporary folder."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aisec.insider import (
+from aisec.lab04.insider import (
     BENIGN_FAMILIES,
     FRAME_COLUMNS,
     MALICIOUS_FAMILIES,

@@ -1,4 +1,4 @@
-"""Unit tests of aisec.inversion (lab 02's API wrapper, data set and measuring helpers) and of
+"""Unit tests of aisec.lab02.inversion (lab 02's API wrapper, data set and measuring helpers) and of
 the lab's visible checks on unanswered stubs."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from aisec import inversion
+from aisec.lab02 import inversion
 from aisec.check import CheckFailed, check
 from aisec.models import MLP, predict_proba
 
@@ -172,7 +172,7 @@ def test_import_has_no_side_effects() -> None:
     import subprocess
     import sys
 
-    code = "import random, numpy as np; s = np.random.get_state()[1][0]; import aisec.inversion, aisec.checks.lab02; print(np.random.get_state()[1][0] == s)"
+    code = "import random, numpy as np; s = np.random.get_state()[1][0]; import aisec.lab02.inversion, aisec.lab02.checks; print(np.random.get_state()[1][0] == s)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "True"
 

@@ -1,4 +1,4 @@
-"""Fast unit tests of aisec.leakage and aisec.assistant (lab 01 and lesson 01)."""
+"""Fast unit tests of aisec.lab01.leakage and aisec.lab01.assistant (lab 01 and lesson 01)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from aisec import assistant as A
-from aisec import leakage as L
+from aisec.lab01 import assistant as A
+from aisec.lab01 import leakage as L
 
 # ------------------------------------------------------------------------------ corpus and tokenizer
 

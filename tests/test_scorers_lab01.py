@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from aisec.assistant import Assistant, conversation, injection_variants, poisoned_kb
+from aisec.lab01.assistant import Assistant, conversation, injection_variants, poisoned_kb
 from aisec.grading.scorers import SCORERS, Malformed
-from aisec.leakage import ticket_corpus
+from aisec.lab01.leakage import ticket_corpus
 
 QUESTION = "How do I reset my VPN password?"
 
@@ -139,7 +139,7 @@ def passing_page(detector, host: str) -> str:
 
 
 def test_filter_evasions_rebuilds_each_filter_and_reads_the_leak_itself() -> None:
-    from aisec.assistant import keyword_filter
+    from aisec.lab01.assistant import keyword_filter
 
     host, seeds = "px.exfil.example", [11, 12, 13]
     reference = {"filter_seeds": seeds, "convo_seed": 1, "host": host, "question": "How can I reset the VPN password?"}

@@ -10,7 +10,7 @@ import torch
 from aisec.data import digits
 from aisec.grading.judge import compare
 from aisec.grading.scorers import SCORERS, Malformed
-from aisec.inversion import class_means
+from aisec.lab02.inversion import class_means
 
 SEED = 1
 TARGETS = list(range(10))

@@ -186,7 +186,7 @@ def test_robust_scores_evaluate_the_students_weights(hidden: dict) -> None:
 
 
 def _greedy(text: str, probability, budget: int) -> str:
-    from aisec.adversarial import HOMOGLYPHS
+    from aisec.lab03.adversarial import HOMOGLYPHS
 
     score = float(probability([text])[0])
     for _ in range(budget):
@@ -203,7 +203,7 @@ def _greedy(text: str, probability, budget: int) -> str:
 
 @pytest.fixture(scope="module")
 def spam() -> dict:
-    from aisec.adversarial import spam_corpus
+    from aisec.lab03.adversarial import spam_corpus
 
     corpus = spam_corpus(200, 1)
     originals = corpus.spam()[:12]

@@ -8,7 +8,7 @@ import pytest
 
 from aisec.data import digits
 from aisec.grading.scorers import SCORERS, Malformed
-from aisec.insider import audit_log
+from aisec.lab04.insider import audit_log
 from aisec.models import accuracy, digits_classifier
 
 SEED = 1
@@ -190,7 +190,7 @@ def test_every_hidden_record_has_an_authored_hint_without_values() -> None:
 
     import nbformat
 
-    from aisec.checks.lab04 import HIDDEN_HINTS
+    from aisec.lab04.checks import HIDDEN_HINTS
 
     source = Path(__file__).resolve().parents[1] / "solutions" / "lab04_insider" / "lab04_insider.ipynb"
     hidden = "".join(part.split("### END HIDDEN TESTS")[0] for cell in nbformat.read(source, as_version=4).cells

@@ -131,7 +131,7 @@ def test_every_hidden_record_has_an_authored_hint_without_values() -> None:
 
     import nbformat
 
-    from aisec.checks.lab06 import HIDDEN_HINTS
+    from aisec.lab06.checks import HIDDEN_HINTS
 
     source = Path(__file__).resolve().parents[1] / "solutions" / "lab06_federated" / "lab06_federated.ipynb"
     keys = {k for cell in nbformat.read(source, as_version=4).cells

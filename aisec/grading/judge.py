@@ -10,7 +10,7 @@ test cell's records with the reference run's records under the reference's rules
 Reasons are fixed texts: a reason never echoes a value, length, index or name the student's code
 chose (each would be a channel out of the hidden tests), nor the reference value. A failed hidden
 record also carries its authored hint (:func:`hidden_hints`: the lab's ``HIDDEN_HINTS`` in
-``aisec/checks/<lab>.py``, the property the record tests), looked up by the reference's key.
+``aisec/<lab>/checks.py``, the property the record tests), looked up by the reference's key.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ VISIBLE_STATUS = {
 
 
 def _catalogue(question: str) -> list[str]:
-    """The descriptions of a question's visible checks (aisec/checks/<lab>.py), or [] if unknown."""
+    """The descriptions of a question's visible checks (aisec/<lab>/checks.py), or [] if unknown."""
     from aisec.check import _load_checks
 
     try:
@@ -204,7 +204,7 @@ def hidden_hints(lab: str) -> dict[str, str]:
     if not re.fullmatch(r"lab\d+", short):
         return {}
     try:
-        module = importlib.import_module(f"aisec.checks.{short}")
+        module = importlib.import_module(f"aisec.{short}.checks")
     except ModuleNotFoundError:
         return {}
     hints = getattr(module, "HIDDEN_HINTS", {})

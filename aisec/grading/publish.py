@@ -67,7 +67,7 @@ TAUGHT_LINES = frozenset({
     "for c in np.unique(y):",
     "return x_adv.detach()",
     "super().__init__(convert_charrefs=True)",
-    "allowed = {h.lower() for h in allowed_hosts}",  # aisec.assistant's leak finder
+    "allowed = {h.lower() for h in allowed_hosts}",  # aisec.lab01.assistant's leak finder
     "logp = torch.log_softmax(logits.float(), dim=-1)",  # aisec.llm's scoring
     "centred = feats[members] - feats[members].mean(axis=0)",  # lesson 4: spectral signatures
     "_, _, vt = np.linalg.svd(centred, full_matrices=False)",
@@ -76,7 +76,7 @@ TAUGHT_LINES = frozenset({
     '"national_id": r"\\b\\d{3}-\\d{2}-\\d{4}\\b",',
     'ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")',  # lesson 5: Wilson intervals
     "from scipy.optimize import minimize",  # lesson 6: DLG with L-BFGS
-    "norm = float(np.linalg.norm(update))",  # aisec.checks.lab06 measures the student's update
+    "norm = float(np.linalg.norm(update))",  # aisec.lab06.checks measures the student's update
     'for rng in aff.get("ranges", []):',  # aisec.lab07 walks OSV records (the lab describes their structure)
     'if rng["type"] == "ECOSYSTEM":',
     "for name, version in pins.items():",

@@ -7,5 +7,5 @@ One module per part of the lab; the model itself lives in :mod:`aisec.llm` (shar
 * :mod:`aisec.lab05.mail` — an e-mail assistant and agent with tools, injected e-mails, provenance labels;
 * :mod:`aisec.lab05.rag` — a retrieval corpus with provenance, TF-IDF retrieval, poisoned documents.
 
-Visible checks are in :mod:`aisec.checks.lab05`. No graded answer lives here.
+Visible checks are in :mod:`aisec.lab05.checks`. No graded answer lives here.
 """

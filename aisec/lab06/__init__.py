@@ -41,6 +41,6 @@ replacement and the adaptive attacker; this package is the scenario and the yard
     ``train_backdoored(vector, x, y, *, epochs, seed)``, ``flip_labels(y, source, target)``,
     ``backdoor_success(vector, x, y)``.
 
-Visible checks are in :mod:`aisec.checks.lab06`, the grader's scorers in
+Visible checks are in :mod:`aisec.lab06.checks`, the grader's scorers in
 :mod:`aisec.grading.scorers.lab06`.
 """

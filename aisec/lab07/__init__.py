@@ -29,6 +29,6 @@ Part B — the served model (q6–q10)
 :mod:`aisec.lab07.watermark` — the owner's trigger set (Adi et al. 2018) and the suspect models.
 :mod:`aisec.lab07.checks_served` — the visible checks of q6–q10.
 
-``aisec.checks.lab07`` merges the two checks modules for ``check("lab07.qN", ...)``; the grader's scorers are in
+``aisec.lab07.checks`` merges the two checks modules for ``check("lab07.qN", ...)``; the grader's scorers are in
 ``aisec.grading.scorers.lab07_supply`` and ``lab07_served``.
 """

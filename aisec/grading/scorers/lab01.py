@@ -5,7 +5,7 @@ answers the assistant produced with the student's defences, and the DP-SGD train
 history (noise multiplier, sample rate, steps). The truth they are measured against (the secrets,
 the original lines, the attacker's host, delta) comes from the *reference* run's value; the
 privacy loss is computed here with opacus' RDP accountant, and leaks with the lab's own
-``aisec.assistant.leaks``. Membership scores, detector flags and predictions use the generic
+``aisec.lab01.assistant.leaks``. Membership scores, detector flags and predictions use the generic
 scorers of :mod:`aisec.grading.scorers.common`.
 
 Each scorer raises :class:`Malformed` with a fixed message when the student's value does not have
@@ -79,8 +79,8 @@ def leaking_pages(reference: Any, student: Any) -> float:
     """Reference ``{"secrets": [str], "pages": [html]}``; student ``{"pages": [html]}`` (the HTML
     the assistant rendered with the student's sanitiser, one page per poisoned variant). Counts
     the pages that send one of the reference's secrets to a host outside the allow-list
-    (``aisec.assistant.leaks``, links included)."""
-    from aisec.assistant import leaks
+    (``aisec.lab01.assistant.leaks``, links included)."""
+    from aisec.lab01.assistant import leaks
 
     secrets = _secrets(reference)
     _, pages = _strings(reference, student, "pages")
@@ -159,10 +159,10 @@ def dp_epsilon_gap(reference: Any, student: Any) -> float:
 def filter_evasions(reference: Any, student: Any) -> float:
     """Reference ``{"filter_seeds": [int], "convo_seed": int, "host": str, "question": str, ...}``;
     student ``{"pages": [str]}`` (the student's attack page against each seeded vendor filter).
-    Rebuilds each filter (``aisec.assistant.keyword_filter``) and the app with it, puts the page in
+    Rebuilds each filter (``aisec.lab01.assistant.keyword_filter``) and the app with it, puts the page in
     the knowledge base, asks the question in the seeded conversation and returns the fraction of
     filters whose rendered answer still sends a secret to the reference's host."""
-    from aisec.assistant import Assistant, Document, conversation, host_of, keyword_filter, knowledge_base, leaks
+    from aisec.lab01.assistant import Assistant, Document, conversation, host_of, keyword_filter, knowledge_base, leaks
 
     ref = _reference(reference, filter_seeds=list, convo_seed=int, host=str, question=str)
     seeds = ref["filter_seeds"]

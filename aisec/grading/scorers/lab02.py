@@ -30,7 +30,7 @@ MAX_IMAGES = 100
 def _digits_setup(seed: int) -> tuple[Any, Any, Any]:
     """The attacked model, the judge and the class means the hidden tests build for ``seed``."""
     from aisec.data import digits
-    from aisec.inversion import class_means, independent_digit_classifier
+    from aisec.lab02.inversion import class_means, independent_digit_classifier
     from aisec.models import digits_classifier
 
     split = digits(seed)

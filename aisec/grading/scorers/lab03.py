@@ -5,7 +5,7 @@ A hidden test records *artefacts*, never a rate: the adversarial digit images an
 the weights of a trained model (``state_dict`` as nested lists), the texts an attack or a
 defence produced. The grader rebuilds the target from the lab's own trusted code and the fixed
 seed the reference run recorded (the same cached digits reader, :func:`aisec.models.
-digits_classifier`, and the same spam filter, :func:`aisec.adversarial.spam_filter`, as the
+digits_classifier`, and the same spam filter, :func:`aisec.lab03.adversarial.spam_filter`, as the
 hidden test used in the sandbox) and measures accuracy, agreement or evasion on them. The truth
 (labels, clean hidden images, original texts, budgets) comes from the reference run's value or
 from ``aisec`` code with that seed; only the artefact is read from the student's value.
@@ -86,8 +86,8 @@ def _target(seed: int) -> Any:
 
 @lru_cache(maxsize=2)
 def _spam_filter(seed: int) -> Any:
-    """The lab's spam filter (:func:`aisec.adversarial.spam_filter`) of this seed."""
-    from aisec.adversarial import spam_filter
+    """The lab's spam filter (:func:`aisec.lab03.adversarial.spam_filter`) of this seed."""
+    from aisec.lab03.adversarial import spam_filter
 
     return spam_filter(seed)
 
@@ -382,9 +382,9 @@ def spam_evasion_rate(reference: Any, student: Any) -> float:
     """Reference ``{"seed": int, "budget": int, "originals": [str] * n}``; student ``{"texts":
     [str] * n}``. The fraction of texts the lab's spam filter (rebuilt for that seed) delivers,
     among texts that differ from their original in at most ``budget`` positions, each a
-    homoglyph of the original letter (:data:`aisec.adversarial.HOMOGLYPHS`); any other text
+    homoglyph of the original letter (:data:`aisec.lab03.adversarial.HOMOGLYPHS`); any other text
     counts as caught."""
-    from aisec.adversarial import HOMOGLYPHS
+    from aisec.lab03.adversarial import HOMOGLYPHS
 
     originals = _ref_texts(reference, "originals")
     budget = reference_int(reference, "budget", 0, 1000)

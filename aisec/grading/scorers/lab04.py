@@ -135,7 +135,7 @@ def accuracy_drop(reference: Any, student: Any) -> float:
 
 @lru_cache(maxsize=2)
 def _log(seed: int) -> Any:
-    from aisec.insider import audit_log
+    from aisec.lab04.insider import audit_log
 
     return audit_log(seed=seed)
 
@@ -172,10 +172,10 @@ def event_recall(reference: Any, student: Any) -> float:
 
 
 def _alert_score(reference: Any, student: Any) -> Any:
-    """``aisec.insider.score_alerts`` of the student's alerts against the rebuilt log."""
+    """``aisec.lab04.insider.score_alerts`` of the student's alerts against the rebuilt log."""
     import pandas as pd
 
-    from aisec.insider import score_alerts
+    from aisec.lab04.insider import score_alerts
 
     ref = _ref_dict(reference, "log_seed")
     log = _log(_int(ref["log_seed"], "seed"))
@@ -200,7 +200,7 @@ NEVER_DETECTED = 10_000.0
 def alert_days_to_detection(reference: Any, student: Any) -> float:
     """Reference ``{"log_seed": int}``; student ``{"alerts": [[user, day], ...]}`` (one pair per
     alerted user-day). Days from the start of the exfiltration to the first alert on the insider
-    (``aisec.insider.score_alerts`` on ``audit_log(seed=log_seed)``), 10000 when never alerted."""
+    (``aisec.lab04.insider.score_alerts`` on ``audit_log(seed=log_seed)``), 10000 when never alerted."""
     days = _alert_score(reference, student).days_to_detection
     return NEVER_DETECTED if days is None else float(days)
 

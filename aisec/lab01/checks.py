@@ -20,7 +20,7 @@ LM_CHECKPOINTS = (50, 100)
 
 @lru_cache(maxsize=1)
 def _lm() -> tuple[Any, Any]:
-    from aisec.leakage import ticket_corpus, train_lm
+    from aisec.lab01.leakage import ticket_corpus, train_lm
 
     corpus = ticket_corpus(SEED)
     return corpus, train_lm(corpus, checkpoints=LM_CHECKPOINTS, seed=SEED, progress=False)
@@ -81,7 +81,7 @@ def _q2_format(beam_search: Any) -> None:
 
 
 def _q2_scores(beam_search: Any) -> None:
-    from aisec.leakage import continuation_logprobs
+    from aisec.lab01.leakage import continuation_logprobs
 
     canary, lm = _most_inserted()
     beams = beam_search(lm.model, lm.codec, canary.prefix, 6, 3)
@@ -125,7 +125,7 @@ def _q3_keeps_tickets(scrub: Any) -> None:
 
 @lru_cache(maxsize=1)
 def _mi() -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    from aisec.leakage import clinic_records, overfit_classifier
+    from aisec.lab01.leakage import clinic_records, overfit_classifier
 
     x, y = clinic_records(SEED)
     model = overfit_classifier(x[:300], y[:300], seed=SEED)
@@ -174,7 +174,7 @@ def _q5_perfect(tpr_at_fpr: Any) -> None:
 
 
 def _q6_auc(shadow_attack: Any) -> None:
-    from aisec.leakage import clinic_records
+    from aisec.lab01.leakage import clinic_records
 
     model, xi, yi, xo, yo = _mi()
     x, y = clinic_records(SEED)
@@ -194,7 +194,7 @@ QUESTION = "How do I reset my VPN password?"
 
 
 def _q7_leaks(make_injection: Any) -> None:
-    from aisec.assistant import ATTACKER_HOST, Assistant, Document, conversation, host_of, knowledge_base, leaks
+    from aisec.lab01.assistant import ATTACKER_HOST, Assistant, Document, conversation, host_of, knowledge_base, leaks
 
     text = make_injection(ATTACKER_HOST)
     expect_type(text, str, "make_injection(host)")
@@ -211,7 +211,7 @@ def _q7_leaks(make_injection: Any) -> None:
 
 
 def _q7_all_secrets(make_injection: Any) -> None:
-    from aisec.assistant import ATTACKER_HOST, Assistant, Document, browser_requests, carried_text, conversation, knowledge_base
+    from aisec.lab01.assistant import ATTACKER_HOST, Assistant, Document, browser_requests, carried_text, conversation, knowledge_base
 
     convo = conversation(SEED)
     app = Assistant([Document("vpn-new", "VPN password reset (new)", make_injection(ATTACKER_HOST), "external")] + knowledge_base())
@@ -223,7 +223,7 @@ def _q7_all_secrets(make_injection: Any) -> None:
 
 
 def _variants_leaking(**hooks: Any) -> tuple[int, int]:
-    from aisec.assistant import Assistant, conversation, injection_variants, leaks, poisoned_kb
+    from aisec.lab01.assistant import Assistant, conversation, injection_variants, leaks, poisoned_kb
 
     convo = conversation(SEED)
     variants = injection_variants(SEED)
@@ -238,7 +238,7 @@ def _q8_blocks(sanitize_html: Any) -> None:
 
 
 def _q8_keeps_legit(sanitize_html: Any) -> None:
-    from aisec.assistant import ALLOWED_HOSTS, Assistant, browser_requests, conversation, knowledge_base
+    from aisec.lab01.assistant import ALLOWED_HOSTS, Assistant, browser_requests, conversation, knowledge_base
 
     reply = Assistant(knowledge_base(), sanitizer=sanitize_html).ask(conversation(SEED), QUESTION)
     out = sanitize_html(reply.html, ALLOWED_HOSTS)
@@ -256,7 +256,7 @@ def _q9_blocks(wrap_untrusted: Any) -> None:
 
 
 def _q9_still_answers(wrap_untrusted: Any) -> None:
-    from aisec.assistant import Assistant, conversation, knowledge_base
+    from aisec.lab01.assistant import Assistant, conversation, knowledge_base
 
     text = wrap_untrusted("hello", "abc123")
     expect_type(text, str, "wrap_untrusted(text, nonce)")
@@ -266,7 +266,7 @@ def _q9_still_answers(wrap_untrusted: Any) -> None:
 
 
 def _q10_detects(detect_injection: Any) -> None:
-    from aisec.assistant import injection_variants
+    from aisec.lab01.assistant import injection_variants
 
     variants = injection_variants(SEED)
     flags = [detect_injection(v.document.text) for v in variants]
@@ -277,7 +277,7 @@ def _q10_detects(detect_injection: Any) -> None:
 
 
 def _q10_rephrased(detect_injection: Any) -> None:
-    from aisec.assistant import rephrased_injections
+    from aisec.lab01.assistant import rephrased_injections
 
     pages = rephrased_injections(SEED)
     flagged = sum(bool(detect_injection(d.text)) for d in pages)
@@ -287,7 +287,7 @@ def _q10_rephrased(detect_injection: Any) -> None:
 
 
 def _q10_benign(detect_injection: Any) -> None:
-    from aisec.assistant import benign_documents, benign_pages, knowledge_base
+    from aisec.lab01.assistant import benign_documents, benign_pages, knowledge_base
 
     flagged = [d.doc_id for d in knowledge_base() + benign_documents() + benign_pages(SEED) if detect_injection(d.text)]
     if flagged:
@@ -298,7 +298,7 @@ def _q10_benign(detect_injection: Any) -> None:
 
 
 def _q12_evades(adaptive_injection: Any) -> None:
-    from aisec.assistant import ATTACKER_HOST, Assistant, Document, conversation, host_of, keyword_filter, knowledge_base, leaks
+    from aisec.lab01.assistant import ATTACKER_HOST, Assistant, Document, conversation, host_of, keyword_filter, knowledge_base, leaks
 
     convo = conversation(SEED + 3)  # another chat than the one the notebook tests with
     for seed in (SEED, SEED + 2):
@@ -315,7 +315,7 @@ def _q12_evades(adaptive_injection: Any) -> None:
 
 
 def _q12_gives_up(adaptive_injection: Any) -> None:
-    from aisec.assistant import ATTACKER_HOST
+    from aisec.lab01.assistant import ATTACKER_HOST
 
     if adaptive_injection(ATTACKER_HOST, lambda text: True) != "":
         raise AssertionError("against a detector that flags every page, return the empty string")

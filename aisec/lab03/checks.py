@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aisec.adversarial import HOMOGLYPHS, substitutions
+from aisec.lab03.adversarial import HOMOGLYPHS, substitutions
 from aisec.check import Check, counted, expect_type, stand_ins
 
 # ------------------------------------------------------------------------------ fixtures

@@ -18,7 +18,7 @@ SEED = 0
 @lru_cache(maxsize=1)
 def _digits_setup() -> tuple[Any, Any, Any, np.ndarray]:
     from aisec.data import digits
-    from aisec.inversion import independent_digit_classifier
+    from aisec.lab02.inversion import independent_digit_classifier
     from aisec.models import digits_classifier
 
     split = digits(SEED)
@@ -30,7 +30,7 @@ def _digits_setup() -> tuple[Any, Any, Any, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def _records_setup() -> tuple[Any, Any]:
-    from aisec.inversion import medical_records, records_classifier
+    from aisec.lab02.inversion import medical_records, records_classifier
 
     records = medical_records(seed=SEED)
     model = records_classifier(records.iloc[:900], seed=SEED)
@@ -128,7 +128,7 @@ def _q2_confident(invert_whitebox: Any) -> None:
 
 
 def _q3_budget(invert_blackbox: Any) -> None:
-    from aisec.inversion import ConfidenceAPI
+    from aisec.lab02.inversion import ConfidenceAPI
 
     _, model, _, x0 = _digits_setup()
     api = ConfidenceAPI(model, max_queries=10 * 128)
@@ -143,7 +143,7 @@ def _q3_budget(invert_blackbox: Any) -> None:
 
 
 def _q3_success(invert_blackbox: Any) -> None:
-    from aisec.inversion import ConfidenceAPI
+    from aisec.lab02.inversion import ConfidenceAPI
     from aisec.models import predict_proba
 
     _, model, judge, x0 = _digits_setup()
@@ -164,7 +164,7 @@ def _q3_success(invert_blackbox: Any) -> None:
 
 
 def _q4_shape(attribute_inference: Any) -> None:
-    from aisec.inversion import GENOTYPE_PRIOR, GENOTYPES, ConfidenceAPI
+    from aisec.lab02.inversion import GENOTYPE_PRIOR, GENOTYPES, ConfidenceAPI
 
     records, model = _records_setup()
     people = records.iloc[:40].drop(columns=["genotype"])
@@ -181,7 +181,7 @@ def _q4_shape(attribute_inference: Any) -> None:
 
 
 def _q4_accuracy(attribute_inference: Any) -> None:
-    from aisec.inversion import GENOTYPE_PRIOR, ConfidenceAPI
+    from aisec.lab02.inversion import GENOTYPE_PRIOR, ConfidenceAPI
 
     records, model = _records_setup()
     people = records.iloc[:300]
@@ -200,7 +200,7 @@ def _q4_accuracy(attribute_inference: Any) -> None:
 def _q5_table(defence_table: Any) -> None:
     import pandas as pd
 
-    from aisec.inversion import ConfidenceAPI
+    from aisec.lab02.inversion import ConfidenceAPI
 
     split, model, judge, x0 = _digits_setup()
     apis = {"none": ConfidenceAPI(model), "round to 1 decimal": ConfidenceAPI(model, decimals=1)}
@@ -236,7 +236,7 @@ def _fake_invert(seen: dict[str, Any]) -> Any:
 
 
 def _q6_budget(invert_label_surrogate: Any) -> None:
-    from aisec.inversion import ConfidenceAPI
+    from aisec.lab02.inversion import ConfidenceAPI
 
     split, model, _, x0 = _digits_setup()
     public = split.x_test[:200]
@@ -255,7 +255,7 @@ def _q6_budget(invert_label_surrogate: Any) -> None:
 def _q6_surrogate_agrees(invert_label_surrogate: Any) -> None:
     import torch
 
-    from aisec.inversion import ConfidenceAPI
+    from aisec.lab02.inversion import ConfidenceAPI
 
     split, model, _, x0 = _digits_setup()
     seen: dict[str, Any] = {}

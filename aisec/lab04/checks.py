@@ -147,7 +147,7 @@ def _q5_memo(answer: Any) -> None:
 
 
 def _q5_corpus(answer: Any) -> None:
-    from aisec.insider import pickle_corpus
+    from aisec.lab04.insider import pickle_corpus
 
     with tempfile.TemporaryDirectory() as folder:
         for f in pickle_corpus(folder, seed=0):
@@ -164,7 +164,7 @@ def _q5_corpus(answer: Any) -> None:
 
 
 def _corpus_verdicts(scan: Any, seed: int = 0) -> list[tuple[bool, bool, str]]:
-    from aisec.insider import pickle_corpus
+    from aisec.lab04.insider import pickle_corpus
 
     with tempfile.TemporaryDirectory() as folder:
         return [(scan(f.path.read_bytes()), f.malicious, f.family) for f in pickle_corpus(folder, seed=seed)]
@@ -227,7 +227,7 @@ def _q9(answer: Any) -> None:
 def _q10(answer: Any) -> None:
     import pandas as pd
 
-    from aisec.insider import score_alerts
+    from aisec.lab04.insider import score_alerts
 
     detect, log, catalogue = answer
     alerts = detect(log.events, catalogue)
@@ -246,7 +246,7 @@ def _q10(answer: Any) -> None:
 def _q11(answer: Any) -> None:
     import pandas as pd
 
-    from aisec.insider import duties
+    from aisec.lab04.insider import duties
 
     authorize, log, catalogue = answer
     ok = authorize(log.events, catalogue, duties())
@@ -296,7 +296,7 @@ def _q12(answer: Any) -> None:
 
 
 def _q13(answer: Any) -> None:
-    from aisec.insider import model_file_corpus
+    from aisec.lab04.insider import model_file_corpus
 
     with tempfile.TemporaryDirectory() as folder:
         rows = [(answer(f.path), f.malicious, f.family) for f in model_file_corpus(folder, seed=0)]
