@@ -96,6 +96,26 @@ def test_spam_filter_learns_caches_and_is_fooled_by_unknown_words():
     assert np.array_equal(f1.predict(test.texts), f2.predict(test.texts))
 
 
+def test_spam_filter_runs_without_transformers(tmp_path):
+    """The filter is plain torch and a bare ``tokenizers`` tokenizer: the lab does not pay the seconds that
+    importing transformers costs (checked in a fresh interpreter, where no other test can have imported it)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from aisec.lab03.adversarial import spam_filter\n"
+        "f = spam_filter(0, n_train=200, epochs=1)\n"
+        "f.spam_probability(['claim your free prize now'])\n"
+        "print(json.dumps('transformers' in sys.modules))\n"
+    )
+    env = {**os.environ, "AISEC_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300, env=env)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) is False
+
+
 # ------------------------------------------------------------------------------ explorer
 
 

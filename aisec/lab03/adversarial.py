@@ -4,7 +4,8 @@ What lives here is *scaffolding*, never a graded answer:
 
 * a seeded synthetic spam/abuse corpus (:func:`spam_corpus`), a WordPiece tokenizer trained
   locally on it with ``tokenizers`` (:func:`train_tokenizer`), and a tiny 2-layer BERT-shaped
-  classifier built from a ``transformers`` config and cached by its recipe (:func:`spam_filter`);
+  classifier in plain torch, cached by its recipe (:func:`spam_filter`; no ``transformers``,
+  whose import would cost a few seconds of every run);
 * a table of Latin letters and the Cyrillic/Greek letters that look like them
   (:data:`HOMOGLYPHS`), the raw material of homoglyph attacks and of their defence;
 * small measurement helpers (:func:`linf_distance`, :func:`substitutions`) and the
@@ -156,16 +157,51 @@ def spam_corpus(n: int = 1200, seed: int = 0) -> TextCorpus:
 # ------------------------------------------------------------------------- tokenizer, model
 
 
-def train_tokenizer(texts: Sequence[str], vocab_size: int = 2000, min_frequency: int = 1) -> Any:
-    """A WordPiece tokenizer whose vocabulary is learned from ``texts`` with ``tokenizers``, wrapped as a
-    ``transformers.PreTrainedTokenizerFast`` (call it like any Hugging Face tokenizer).
+class WordPieceTokenizer:
+    """A trained ``tokenizers.Tokenizer`` with the few methods the lab calls: ``tokenize`` (the word pieces
+    the model sees), ``tokenizer(text)["input_ids"]`` and a padded batch encoding. It wraps the Rust
+    tokenizer directly, without ``transformers``, whose import alone costs seconds."""
+
+    def __init__(self, backend: Any):
+        self.backend = backend
+        self.pad_token_id = backend.token_to_id("[PAD]")
+        self.unk_token_id = backend.token_to_id("[UNK]")
+        self.cls_token_id = backend.token_to_id("[CLS]")
+        self.sep_token_id = backend.token_to_id("[SEP]")
+
+    def get_vocab(self) -> dict[str, int]:
+        return self.backend.get_vocab()
+
+    def tokenize(self, text: str) -> list[str]:
+        """The word pieces of ``text``, without [CLS] and [SEP]."""
+        return self.backend.encode(text, add_special_tokens=False).tokens
+
+    def __call__(self, text: str) -> dict[str, list[int]]:
+        """``input_ids`` ([CLS] ... [SEP]) and ``attention_mask`` of one text."""
+        encoding = self.backend.encode(text)
+        return {"input_ids": encoding.ids, "attention_mask": encoding.attention_mask}
+
+    def encode_batch(self, texts: Sequence[str], max_length: int) -> dict[str, torch.Tensor]:
+        """``input_ids`` and ``attention_mask`` of a batch, int64 tensors padded to its longest text."""
+        import torch
+
+        self.backend.enable_truncation(max_length)
+        self.backend.enable_padding(pad_id=self.pad_token_id, pad_token="[PAD]")
+        encodings = self.backend.encode_batch(list(texts))
+        return {
+            "input_ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),
+            "attention_mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long),
+        }
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int = 2000, min_frequency: int = 1) -> WordPieceTokenizer:
+    """A WordPiece tokenizer whose vocabulary is learned from ``texts`` with ``tokenizers``.
 
     Its pipeline is deliberately naive, like many deployed filters: lowercase, split on
     whitespace and punctuation, no Unicode normalisation. A word holding a character the
     vocabulary has never seen becomes ``[UNK]``.
     """
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
@@ -189,9 +225,49 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int = 2000, min_frequency:
         single="[CLS] $A [SEP]",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
-    )
+    return WordPieceTokenizer(tok)
+
+
+def _tiny_bert(vocab_size: int, n_layers: int, hidden: int, seed: int) -> torch.nn.Module:
+    """BERT's shape at toy size, in plain torch: token and position embeddings, post-norm encoder layers
+    (2 heads, GELU), a tanh pooler on [CLS] and a linear head over {legitimate, spam}. Initialised as BERT
+    is (normal weights of std 0.02, zero biases)."""
+    import torch
+    from torch import nn
+
+    class TinyBert(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tokens = nn.Embedding(vocab_size, hidden)
+            self.positions = nn.Embedding(64, hidden)
+            self.norm = nn.LayerNorm(hidden, eps=1e-12)
+            self.dropout = nn.Dropout(0.1)
+            self.layers = nn.ModuleList(
+                nn.TransformerEncoderLayer(hidden, 2, 2 * hidden, 0.1, activation="gelu", batch_first=True,
+                                           layer_norm_eps=1e-12)
+                for _ in range(n_layers)
+            )
+            self.pooler = nn.Linear(hidden, hidden)
+            self.classifier = nn.Linear(hidden, 2)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            positions = torch.arange(input_ids.shape[1])
+            h = self.dropout(self.norm(self.tokens(input_ids) + self.positions(positions)))
+            padding = attention_mask == 0
+            for layer in self.layers:
+                h = layer(h, src_key_padding_mask=padding)
+            return self.classifier(self.dropout(torch.tanh(self.pooler(h[:, 0]))))  # logits from [CLS]
+
+    torch.manual_seed(seed)
+    model = TinyBert()
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            continue  # LayerNorms keep weight 1, bias 0
+        if p.dim() > 1:
+            nn.init.normal_(p, std=0.02)
+        else:
+            nn.init.zeros_(p)
+    return model
 
 
 @dataclass
@@ -199,17 +275,13 @@ class SpamFilter:
     """A trained text classifier and its tokenizer. ``spam_probability(texts)`` is the
     deployed filter's score; a message is blocked when it is at least ``threshold``."""
 
-    tokenizer: Any
+    tokenizer: WordPieceTokenizer
     model: torch.nn.Module
     max_length: int = 32
     threshold: float = 0.5
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
-        return dict(
-            self.tokenizer(
-                list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-            )
-        )
+        return self.tokenizer.encode_batch(texts, self.max_length)
 
     def spam_probability(self, texts: Sequence[str]) -> np.ndarray:
         """Probability of the spam class for each text, shape (len(texts),), float64."""
@@ -220,7 +292,7 @@ class SpamFilter:
         if self.model.training:  # a caller may have switched it; dropout must be off when scoring
             self.model.eval()
         with torch.no_grad():
-            logits = self.model(**self.encode(texts)).logits
+            logits = self.model(**self.encode(texts))
             return torch.softmax(logits, dim=1)[:, 1].double().numpy()
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
@@ -229,23 +301,6 @@ class SpamFilter:
 
     def accuracy(self, corpus: TextCorpus) -> float:
         return float(np.mean(self.predict(corpus.texts) == corpus.labels))
-
-
-def _bert(vocab_size: int, n_layers: int, hidden: int, seed: int) -> torch.nn.Module:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=n_layers,
-        num_attention_heads=2,
-        intermediate_size=2 * hidden,
-        max_position_embeddings=64,
-        num_labels=2,
-    )
-    torch.manual_seed(seed)
-    return BertForSequenceClassification(config)
 
 
 def spam_filter(
@@ -259,10 +314,11 @@ def spam_filter(
     batch_size: int = 32,
     unk_rate: float = 0.2,
 ) -> SpamFilter:
-    """The content filter under attack: a 2-layer BERT-shaped classifier (from a
-    ``BertConfig``, no download) on ``spam_corpus(n_train, seed)``, with a tokenizer
-    trained on the same corpus. Trained in a few seconds, then cached by its recipe."""
+    """The content filter under attack: a 2-layer BERT-shaped classifier (plain torch, see
+    :func:`_tiny_bert`) on ``spam_corpus(n_train, seed)``, with a tokenizer trained on the same
+    corpus. Trained in a few seconds, then cached by its recipe."""
     import torch
+    import torch.nn.functional as F
 
     from aisec.cache import cached_state_dict
 
@@ -281,7 +337,7 @@ def spam_filter(
         "seed": seed,
     }
     unk_id = tokenizer.unk_token_id
-    shell = SpamFilter(tokenizer, _bert(len(vocab), n_layers, hidden, seed))
+    shell = SpamFilter(tokenizer, _tiny_bert(len(vocab), n_layers, hidden, seed))
 
     def train() -> dict[str, torch.Tensor]:
         model = shell.model
@@ -301,14 +357,14 @@ def spam_filter(
                 drop = (torch.rand(ids.shape, generator=generator) < unk_rate) & (ids > 3)
                 ids[drop] = unk_id
                 inputs["input_ids"] = ids
-                out = model(**inputs, labels=labels[idx])
+                loss = F.cross_entropy(model(**inputs), labels[idx])
                 opt.zero_grad()
-                out.loss.backward()
+                loss.backward()
                 opt.step()
         model.eval()
         return model.state_dict()
 
-    state = cached_state_dict("spam-bert", recipe, train)
+    state = cached_state_dict("spam-tinybert", recipe, train)
     shell.model.load_state_dict(state)
     shell.model.eval()
     return shell
