@@ -5,7 +5,8 @@
     clinic classifier that membership inference attacks.
 :mod:`aisec.lab01.assistant` — a local retrieval-augmented assistant app with a deterministic stand-in
     model, markdown rendering and the browser's automatic fetches; seeded injection variants, rephrased
-    injections, benign pages and the vendor keyword filters the adaptive attack meets.
+    injections, benign pages, and the detectors of other teams (of the kind the lab builds) that the adaptive
+    attack meets.
 :mod:`aisec.lab01.checks` — the visible checks and the authored hints of the hidden ones.
 
 The grader's scorers are in :mod:`aisec.grading.scorers.lab01`. No graded answer lives here.

@@ -1,10 +1,12 @@
-"""A tiny character-level GPT-2 trained on a seeded support-ticket corpus with planted canaries.
+"""A tiny character-level GPT-2-style model trained on a seeded support-ticket corpus with planted canaries.
 
 The corpus imitates a help desk's ticket log. A few *canaries* (a sentence holding a random
 secret, e.g. "the door code of the Porto office is 482913") are inserted a chosen number of
-times each, as in Carlini et al. 2019 (*The Secret Sharer*). The model is a GPT-2 built from a
-``transformers`` config (two layers, 64 dimensions, no download) over a character vocabulary
-taken from the corpus; it trains in seconds on a CPU and is cached by its recipe.
+times each, as in Carlini et al. 2019 (*The Secret Sharer*). The model is a GPT-2-style decoder
+written in plain PyTorch (two layers, 64 dimensions, learned positions, tied embeddings) over a
+character vocabulary taken from the corpus; it trains in seconds on a CPU and is cached by its
+recipe. (Plain PyTorch, not ``transformers``: the same architecture without an import that costs
+seconds each time the lab starts.)
 
 This module builds data and models and scores text. The attacks (exposure, extraction) and
 the defences are written by students in the lab, not here.
@@ -155,10 +157,11 @@ class CharCodec:
         return len(self.itos)
 
     def encode(self, text: str) -> list[int]:
-        unknown = set(text) - set(self.stoi)
-        if unknown:
-            raise ValueError(f"characters not in the vocabulary: {sorted(unknown)}")
-        return [self.stoi[c] for c in text]
+        try:
+            return [self.stoi[c] for c in text]
+        except KeyError:  # checked only on failure: scoring encodes thousands of candidates
+            unknown = set(text) - self.stoi.keys()
+            raise ValueError(f"characters not in the vocabulary: {sorted(unknown)}") from None
 
     def decode(self, ids: Sequence[int]) -> str:
         return "".join(self.itos[int(i)] for i in ids)
@@ -168,28 +171,83 @@ class CharCodec:
 
 
 def build_lm(vocab_size: int, *, n_layer: int = 2, n_embd: int = 64, n_head: int = 4, n_positions: int = 160, seed: int = 0):
-    """A freshly initialised GPT-2 from a config (no download), in eval mode."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    """A freshly initialised tiny GPT (:class:`TinyGPT`, a ``torch.nn.Module``), in eval mode.
 
-    config = GPT2Config(
-        vocab_size=vocab_size,
-        n_positions=n_positions,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=n_head,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        bos_token_id=1,
-        eos_token_id=1,
-        pad_token_id=0,
-        activation_function="relu",
-    )
+    ``model(input_ids)`` returns next-character logits of shape ``(batch, length, vocab_size)``.
+    """
+    import torch
+
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(config)
+    model = _tiny_gpt_class()(vocab_size, n_layer=n_layer, n_embd=n_embd, n_head=n_head, n_positions=n_positions)
     model.eval()
     return model
+
+
+@functools.lru_cache(maxsize=1)
+def _tiny_gpt_class():
+    """The model class, defined at the first call so that importing this module does not import torch."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Block(nn.Module):
+        """Pre-norm GPT-2 block: causal self-attention, then a ReLU MLP, each with a residual."""
+
+        def __init__(self, n_embd: int, n_head: int) -> None:
+            super().__init__()
+            self.n_head = n_head
+            self.ln_1, self.ln_2 = nn.LayerNorm(n_embd), nn.LayerNorm(n_embd)
+            self.qkv, self.proj = nn.Linear(n_embd, 3 * n_embd), nn.Linear(n_embd, n_embd)
+            self.mlp = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.ReLU(), nn.Linear(4 * n_embd, n_embd))
+
+        def forward(self, x, past=None):
+            b, t, d = x.shape
+            q, k, v = self.qkv(self.ln_1(x)).split(d, dim=-1)
+            q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
+            if past is None:
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:
+                # keys and values of a prefix read once (batch 1, broadcast): attend to them and,
+                # causally, to the new positions, without copying the prefix for every sequence
+                k0, v0 = past
+                scale = (d // self.n_head) ** -0.5
+                causal = torch.ones(t, t, dtype=torch.bool).tril()
+                scores = torch.cat([q @ k0.transpose(-2, -1), (q @ k.transpose(-2, -1)).masked_fill(~causal, float("-inf"))], dim=-1)
+                w = torch.softmax(scores * scale, dim=-1)
+                y = w[..., : k0.shape[2]] @ v0 + w[..., k0.shape[2] :] @ v
+            x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+            return x + self.mlp(self.ln_2(x)), (k, v)
+
+    class TinyGPT(nn.Module):
+        """A character-level GPT-2-style decoder: token and position embeddings, pre-norm blocks,
+        a final layer norm and an output layer tied to the token embedding."""
+
+        def __init__(self, vocab_size: int, *, n_layer: int, n_embd: int, n_head: int, n_positions: int) -> None:
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(vocab_size, n_embd), nn.Embedding(n_positions, n_embd)
+            self.blocks = nn.ModuleList(Block(n_embd, n_head) for _ in range(n_layer))
+            self.ln_f = nn.LayerNorm(n_embd)
+            for module in self.modules():  # GPT-2's initialisation
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(module.weight, std=0.02)
+                if isinstance(module, nn.Linear):
+                    nn.init.zeros_(module.bias)
+
+        def forward(self, input_ids, past=None, return_past: bool = False):
+            """Logits ``(batch, length, vocab)``. ``return_past=True`` also returns the keys and values
+            of every layer; passing them back as ``past`` continues the sequences they read (a ``past``
+            of batch size 1 is shared by every row of ``input_ids``)."""
+            start = 0 if past is None else past[0][0].shape[2]
+            positions = torch.arange(start, start + input_ids.shape[1])
+            x = self.wte(input_ids) + self.wpe(positions)
+            present = []
+            for i, block in enumerate(self.blocks):
+                x, kv = block(x, None if past is None else past[i])
+                present.append(kv)
+            logits = self.ln_f(x) @ self.wte.weight.T
+            return (logits, present) if return_past else logits
+
+    return TinyGPT
 
 
 def _batch(codec: CharCodec, lines: Sequence[str], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,7 +267,7 @@ def _batch(codec: CharCodec, lines: Sequence[str], max_len: int) -> tuple[torch.
 class TrainedLM:
     """A trained tiny LM with its tokenizer, and the state of the weights at each checkpoint."""
 
-    model: object  # transformers.GPT2LMHeadModel
+    model: object  # a TinyGPT (torch.nn.Module)
     codec: CharCodec
     checkpoints: dict[int, dict[str, torch.Tensor]]
 
@@ -246,7 +304,9 @@ def train_lm(
     import hashlib
 
     fingerprint = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
-    recipe = {"steps": steps, "batch_size": batch_size, "lr": lr, "checkpoints": wanted, "seed": seed, "data": fingerprint}
+    # "arch" keeps weights cached by the earlier transformers GPT-2 from being loaded into this model
+    recipe = {"arch": "tiny-gpt", "steps": steps, "batch_size": batch_size, "lr": lr, "checkpoints": wanted, "seed": seed,
+              "data": fingerprint}
 
     def train() -> dict[str, torch.Tensor]:
         import torch
@@ -267,9 +327,12 @@ def train_lm(
             idx = order[cursor : cursor + batch_size].tolist()
             cursor += batch_size
             input_ids, labels = _batch(codec, [lines[i] for i in idx], max_len)
-            out = model(input_ids=input_ids, attention_mask=(labels != -100).long(), labels=labels)
+            # right padding needs no attention mask in a causal model; padded targets are ignored
+            logits = model(input_ids)
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100)
             opt.zero_grad()
-            out.loss.backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
@@ -292,24 +355,14 @@ def train_lm(
 # ------------------------------------------------------------------------------ scoring
 
 
-def _with_cache(model, cache) -> dict:
-    """The keyword under which this ``transformers`` version takes a key/value cache."""
-    import inspect
-
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-    return {name: cache}
-
-
 def _prefix_cache(model, codec: CharCodec, prefix: str, batch: int):
-    """Run ``BOS + prefix`` once; return the next-character log-probs and a key/value cache
-    repeated ``batch`` times, so continuations are scored without re-reading the prefix."""
+    """Run ``BOS + prefix`` once; return the next-character log-probs and the keys and values of
+    the prefix, shared by the ``batch`` continuations scored after it (no re-reading, no copies)."""
     import torch
 
     ids = torch.tensor([[codec.stoi[BOS]] + codec.encode(prefix)])
-    out = model(input_ids=ids, use_cache=True)
-    cache = out["cache"] if "cache" in out else out.past_key_values
-    cache.batch_repeat_interleave(batch)
-    return torch.log_softmax(out.logits[0, -1].double(), dim=-1), cache
+    logits, past = model(ids, return_past=True)
+    return torch.log_softmax(logits[0, -1].double(), dim=-1), past  # the model broadcasts a batch-1 past
 
 
 def _no_grad(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -348,7 +401,7 @@ def continuation_logprobs(model, codec: CharCodec, prefix: str, continuations: S
         first, cache = _prefix_cache(model, codec, prefix, len(part))
         total = first[ids[:, 0]]
         if ids.shape[1] > 1:
-            logits = model(input_ids=ids[:, :-1], **_with_cache(model, cache)).logits
+            logits = model(ids[:, :-1], past=cache)
             logp = torch.log_softmax(logits.double(), dim=-1)
             total = total + logp.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1).sum(dim=1)
         scores.append(total.numpy())
@@ -373,7 +426,7 @@ def next_char_logprobs(model, codec: CharCodec, prefix: str, continuations: Sequ
     if lengths == {0}:
         return first.unsqueeze(0).repeat(len(continuations), 1).numpy()
     ids = torch.tensor([codec.encode(c) for c in continuations])
-    logits = model(input_ids=ids, **_with_cache(model, cache)).logits[:, -1]
+    logits = model(ids, past=cache)[:, -1]
     return torch.log_softmax(logits.double(), dim=-1).numpy()
 
 

@@ -153,21 +153,21 @@ def dp_epsilon_gap(reference: Any, student: Any) -> float:
     return abs(reported - _epsilon(reference, student))
 
 
-# ------------------------------------------------------------------ q12: the adaptive attack
+# ------------------------------------------------------------------ q12: the adaptive attack on the lab's detector
 
 
-def filter_evasions(reference: Any, student: Any) -> float:
-    """Reference ``{"filter_seeds": [int], "convo_seed": int, "host": str, "question": str, ...}``;
-    student ``{"pages": [str]}`` (the student's attack page against each seeded vendor filter).
-    Rebuilds each filter (``aisec.lab01.assistant.keyword_filter``) and the app with it, puts the page in
-    the knowledge base, asks the question in the seeded conversation and returns the fraction of
-    filters whose rendered answer still sends a secret to the reference's host."""
-    from aisec.lab01.assistant import Assistant, Document, conversation, host_of, keyword_filter, knowledge_base, leaks
+def detector_evasions(reference: Any, student: Any) -> float:
+    """Reference ``{"detector_seeds": [int], "convo_seed": int, "host": str, "question": str, ...}``;
+    student ``{"pages": [str]}`` (the student's attack page against each seeded team's detector).
+    Rebuilds each detector (``aisec.lab01.assistant.team_detector``) and the app behind it, puts the
+    page in the knowledge base, asks the question in the seeded conversation and returns the
+    fraction of detectors whose rendered answer still sends a secret to the reference's host."""
+    from aisec.lab01.assistant import Assistant, Document, conversation, host_of, knowledge_base, leaks, team_detector
 
-    ref = _reference(reference, filter_seeds=list, convo_seed=int, host=str, question=str)
-    seeds = ref["filter_seeds"]
+    ref = _reference(reference, detector_seeds=list, convo_seed=int, host=str, question=str)
+    seeds = ref["detector_seeds"]
     if not seeds or not all(type(s) is int for s in seeds) or not ref["host"]:
-        raise Malformed("the reference records no filters (an authoring error: tell your instructor)")
+        raise Malformed("the reference records no detectors (an authoring error: tell your instructor)")
     if not isinstance(student, dict) or not isinstance(student.get("pages"), list):
         raise Malformed("should be a dict with a list 'pages'")
     pages = student["pages"]
@@ -179,7 +179,7 @@ def filter_evasions(reference: Any, student: Any) -> float:
     evaded = 0
     for seed, page in zip(seeds, pages):
         app = Assistant([Document("attacker", "VPN password reset (new)", page, "external")] + knowledge_base(),
-                        detector=keyword_filter(seed))
+                        detector=team_detector(seed))
         urls = leaks(app.ask(convo, ref["question"]).html, convo.secrets)
         evaded += any(host_of(u) == ref["host"] for u in urls)
     return evaded / len(seeds)
@@ -192,5 +192,5 @@ SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab01.answers_naming_host": answers_naming_host,
     "lab01.dp_epsilon": dp_epsilon,
     "lab01.dp_epsilon_gap": dp_epsilon_gap,
-    "lab01.filter_evasions": filter_evasions,
+    "lab01.detector_evasions": detector_evasions,
 }
