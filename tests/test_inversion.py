@@ -227,11 +227,86 @@ def test_q6_checks_accept_the_stated_attack_and_refuse_shortcuts() -> None:
         check("lab02.q6", lambda api, targets, public_x, x0, invert, **k: np.tile(x0, (len(targets), 1)), quiet=True)
 
 
-def test_q7_checks_accept_a_label_only_api_and_refuse_rounding_noise_and_nothing() -> None:
-    check("lab02.q7", lambda model, seed=0: inversion.ConfidenceAPI(model, top1_only=True), quiet=True)
-    for wrong in (dict(), dict(decimals=1), dict(noise_std=0.3), dict(decimals=0)):
+class _Guard:
+    """Q7 as its docstrings state it; the flags below break one rule each."""
+
+    def __init__(self, model, radius=0.45, memory=256, *, label_all=False, detect=True, remember=True,
+                 forget=True, copies_are_probes=False, is_probe_remembers=False):
+        self.api = inversion.ConfidenceAPI(model)
+        self.radius, self.memory = radius, memory
+        self.history = np.zeros((0, 64))
+        self.rules = dict(label_all=label_all, detect=detect, remember=remember, forget=forget,
+                          copies_are_probes=copies_are_probes, is_probe_remembers=is_probe_remembers)
+
+    def is_probe(self, rows):
+        pool = np.concatenate([self.history, rows])
+        distance = np.sqrt(np.clip((rows**2).sum(1)[:, None] + (pool**2).sum(1)[None] - 2 * rows @ pool.T, 0, None))
+        low = -1.0 if self.rules["copies_are_probes"] else 1e-6
+        near = (distance > low) & (distance < self.radius)
+        if self.rules["copies_are_probes"]:
+            near[np.arange(len(rows)), len(self.history) + np.arange(len(rows))] = False  # not itself
+        if self.rules["is_probe_remembers"]:
+            self.history = pool
+        return near.any(axis=1)
+
+    def query(self, rows):
+        batch = np.asarray(rows, dtype=np.float64)
+        single = batch.ndim == 1
+        batch = batch.reshape(-1, 64)
+        probes = self.is_probe(batch) if self.rules["detect"] else np.zeros(len(batch), dtype=bool)
+        if self.rules["label_all"]:
+            probes[:] = True
+        if self.rules["remember"]:
+            history = np.concatenate([self.history, batch])
+            self.history = history[max(0, len(history) - self.memory):] if self.rules["forget"] else history
+        answers = self.api.query(batch)
+        answers[probes] = np.eye(10)[answers[probes].argmax(axis=1)]
+        return answers[0] if single else answers
+
+
+def test_q7_checks_accept_the_stated_guard_and_refuse_each_broken_rule() -> None:
+    check("lab02.q7", _Guard, quiet=True)
+    for broken in ("label_all", "copies_are_probes", "is_probe_remembers"):
         with pytest.raises(CheckFailed):
-            check("lab02.q7", lambda model, seed=0, kw=wrong: inversion.ConfidenceAPI(model, **kw), quiet=True)
+            check("lab02.q7", lambda model, radius=0.45, memory=256, b=broken: _Guard(model, radius, memory, **{b: True}),
+                  quiet=True)
+    for broken in ("detect", "remember", "forget"):
+        with pytest.raises(CheckFailed):
+            check("lab02.q7", lambda model, radius=0.45, memory=256, b=broken: _Guard(model, radius, memory, **{b: False}),
+                  quiet=True)
+    with pytest.raises(CheckFailed):  # the lab's earlier answer: labels only, for everyone
+        check("lab02.q7", lambda model, radius=0.45, memory=256: inversion.ConfidenceAPI(model, top1_only=True), quiet=True)
+
+
+def test_q7_hidden_thresholds_separate_the_guard_from_label_only_and_undefended_apis() -> None:
+    """On the hidden seed: the guard keeps benign users' confidences (a label-only API does not), and its
+    probes' answers stop the finite-difference attack at every width (the undefended API's do not)."""
+    from aisec.data import digits
+    from aisec.grading.scorers import SCORERS
+    from aisec.models import digits_classifier
+
+    seed = 1
+    split = digits(seed)
+    model = digits_classifier(split.x_train, split.y_train, seed=seed)
+    x0 = split.x_test.mean(axis=0)
+    order = list(range(len(split.x_test))) + list(range(20))
+
+    def served(api) -> float:
+        out = np.concatenate([np.asarray(api.query(split.x_test[:270])).reshape(-1, 10)]
+                             + [np.asarray(api.query(split.x_test[i])).reshape(-1, 10) for i in order[270:]])
+        value = {"seed": seed, "indices": order, "outputs": np.round(out, 4).tolist()}
+        assert SCORERS["lab02.top1_agreement"](value, value) == 1.0
+        return SCORERS["lab02.served_in_full"](value, value)
+
+    assert served(_Guard(model)) >= 0.95 > served(inversion.ConfidenceAPI(model, top1_only=True))
+
+    def attacked(api, h) -> float:
+        images = np.stack([_finite_differences(api, c, x0, steps=5, h=h, lr=0.05) for c in range(10)])
+        value = {"seed": seed, "targets": list(range(10)), "images": np.round(images, 4).tolist()}
+        return SCORERS["lab02.judge_rate"](value, value)
+
+    for h in (0.01, 0.1, 0.3):
+        assert attacked(_Guard(model), h) <= 0.3 < attacked(inversion.ConfidenceAPI(model), h)
 
 
 # --------------------------------------------------------- the adapted attack and defence (Q6, Q7)

@@ -117,6 +117,30 @@ def test_top1_agreement_compares_with_the_rebuilt_model() -> None:
         float(np.mean(own == 0)))
 
 
+def test_served_in_full_compares_the_answers_with_the_rebuilt_models_confidences() -> None:
+    from aisec.grading.scorers.lab02 import _digits_setup
+
+    x_test = digits(SEED).x_test
+    order = [5, 3, 5, 0, 7]  # the images sent, in order, one resent
+    model, _, _ = _digits_setup(SEED)
+    with torch.no_grad():
+        probs = torch.softmax(model(torch.as_tensor(x_test[order], dtype=torch.float32)), dim=1).double().numpy()
+    ref = {"seed": SEED, "indices": order, "outputs": []}
+    assert SCORERS["lab02.served_in_full"](ref, {"outputs": np.round(probs, 4).tolist()}) == 1.0
+    assert SCORERS["lab02.served_in_full"](ref, {"outputs": np.round(probs, 2).tolist()}) == 1.0
+    one_hot = np.eye(10)[probs.argmax(axis=1)]
+    sure = np.abs(one_hot - probs).max(axis=1) <= 0.01  # a label is a full answer only where the model is sure
+    assert SCORERS["lab02.served_in_full"](ref, {"outputs": one_hot.tolist()}) == pytest.approx(float(sure.mean()))
+    assert SCORERS["lab02.top1_agreement"](ref, {"outputs": one_hot.tolist()}) == 1.0
+    shuffled = probs[::-1]  # the right answers to the wrong images
+    assert SCORERS["lab02.served_in_full"](ref, {"outputs": np.round(shuffled, 4).tolist()}) < 1.0
+    for bad_ref in ({"seed": SEED, "indices": [len(x_test)]}, {"seed": SEED, "indices": []}, {"seed": SEED, "indices": "0"}):
+        with pytest.raises(Malformed, match="authoring error"):
+            SCORERS["lab02.served_in_full"](bad_ref, {"outputs": [[0.1] * 10]})
+    with pytest.raises(Malformed):
+        SCORERS["lab02.served_in_full"](ref, {"outputs": np.round(probs, 4).tolist()[:4]})
+
+
 @pytest.mark.parametrize("bad", [
     "outputs",
     [[0.1] * 10] * 3,  # too few rows

@@ -276,40 +276,89 @@ def _q6_surrogate_agrees(invert_label_surrogate: Any) -> None:
 # ------------------------------------------------------------------------------ q7
 
 
-def _q7_utility(defended_api: Any) -> None:
+def _q7_answers(api: Any, rows: np.ndarray, what: str) -> np.ndarray:
+    out = np.asarray(api.query(rows), dtype=np.float64)
+    return _array(out, (len(rows), 10) if rows.ndim == 2 else (10,), what)
+
+
+def _one_hot(answer: np.ndarray) -> bool:
+    return bool(np.isin(answer, (0.0, 1.0)).all() and answer.sum() == 1.0)
+
+
+def _q7_benign(probe_guard_api: Any) -> None:
+    """Distinct digits, in one call and one per call, and a resent digit: full confidences for all."""
     from aisec.models import predict_proba
 
     split, model, _, _ = _digits_setup()
-    api = defended_api(model, SEED)
-    # clean test images, and blends of two of them: ambiguous inputs on which the model is not confident
-    rows = np.concatenate([split.x_test[:200], 0.5 * (split.x_test[:100] + split.x_test[100:200])])
-    out = np.asarray(api.query(rows), dtype=np.float64)
-    _array(out, (300, 10), "defended_api(model).query(300 images)")
-    agree = float(np.mean(out.argmax(axis=1) == predict_proba(model, rows).argmax(axis=1)))
-    if agree < 1.0:
+    api = probe_guard_api(model)
+    rows = split.x_test[:60].astype(np.float64)
+    out = np.concatenate([_q7_answers(api, rows[:40], "query(40 digits)")]
+                         + [_q7_answers(api, r, "query(one digit of shape (64,))")[None] for r in rows[40:]]
+                         + [_q7_answers(api, rows[0], "query(a resent digit)")[None]])
+    own = predict_proba(model, np.concatenate([rows, rows[:1]])).astype(np.float64)
+    if not np.array_equal(out.argmax(axis=1), own.argmax(axis=1)):
+        raise AssertionError("a benign digit's answer has another top-1 class than the model's own: a defence must "
+                             "not cost benign users their answer")
+    full = np.abs(out - own).max(axis=1) <= 0.01
+    if not full.all():
         raise AssertionError(
-            f"the top-1 class of your API's answer is the model's own on only {agree:.3f} of the images, not all: "
-            "a defence must not cost benign users their answer"
+            f"{int((~full).sum())} of {len(full)} benign answers (distinct digits, one resent) are not the model's "
+            "full confidences: only near-twins (closer than the radius, and not exact copies) are probes"
         )
 
 
-def _q7_no_probe_signal(defended_api: Any) -> None:
-    """Whether the answers to single-pixel probes of the start image carry a signal for the classes the
-    attacker targets (those that are not the start image's top class)."""
+def _q7_probes_get_labels(probe_guard_api: Any) -> None:
+    """One finite-difference step of the start image, narrow and wide: every probe gets a one-hot label."""
     split, model, _, x0 = _digits_setup()
-    api = defended_api(model, SEED)
     eye = np.eye(64)
     for h in (0.01, 0.3):
-        p = np.asarray(api.query(np.clip(np.concatenate([x0 + h * eye, x0 - h * eye]), 0.0, 1.0)), dtype=np.float64)
-        top = int(np.bincount(p.argmax(axis=1), minlength=10).argmax())
-        others = np.delete(p, top, axis=1)
-        moved = float(np.mean(np.abs(others[:64] - others[64:]) > 0))
-        if moved > 0.1:
+        api = probe_guard_api(model)
+        probes = np.clip(np.concatenate([x0 + h * eye, x0 - h * eye]), 0.0, 1.0)
+        out = _q7_answers(api, probes, "query(128 probes)")
+        one_hot = np.array([_one_hot(row) for row in out])
+        if not one_hot.all():
             raise AssertionError(
-                f"with probes of width {h}, the confidences of the other classes differ between x + h e_i and "
-                f"x - h e_i for {moved:.0%} of the (pixel, class) pairs: the finite-difference attack follows "
-                "those differences"
+                f"with probes of width {h}, {int((~one_hot).sum())} of the 128 probe rows got confidences instead of "
+                "a one-hot label: each has near-twins in the same call (x + h e_i and x + h e_j are h * sqrt(2) apart)"
             )
+
+
+def _q7_memory(probe_guard_api: Any) -> None:
+    """A near-twin of a row answered in an earlier call is a probe; once the memory forgot it, it is not."""
+    split, model, _, _ = _digits_setup()
+    a, b, c = (split.x_test[i].astype(np.float64) for i in (0, 1, 2))
+    twin = a.copy()
+    twin[20] = twin[20] + 0.2 if twin[20] < 0.5 else twin[20] - 0.2
+    api = probe_guard_api(model)
+    _q7_answers(api, a, "query(one digit)")
+    if not _one_hot(_q7_answers(api, twin, "query(a near-twin)")):
+        raise AssertionError("a digit that differs by 0.2 in one pixel from a digit answered in an earlier call "
+                             "should get a one-hot label: compare with self.history too")
+    short = probe_guard_api(model, memory=2)
+    for row in (a, b, c):
+        _q7_answers(short, row, "query(one digit)")
+    if _one_hot(_q7_answers(short, twin, "query(a near-twin)")):
+        raise AssertionError("with memory=2, a near-twin of the digit answered three calls earlier should get full "
+                             "confidences: keep only the last `memory` rows in self.history")
+
+
+def _q7_is_probe(probe_guard_api: Any) -> None:
+    """is_probe flags near-twins (in the batch or the history), not copies, and leaves the history alone."""
+    split, model, _, _ = _digits_setup()
+    a, b = split.x_test[0].astype(np.float64), split.x_test[1].astype(np.float64)
+    twin = a.copy()
+    twin[20] = twin[20] + 0.1 if twin[20] < 0.5 else twin[20] - 0.1
+    api = probe_guard_api(model)
+    flags = api.is_probe(np.stack([a, a, b]))
+    if np.asarray(flags).tolist() != [False, False, False]:
+        raise AssertionError(f"is_probe([a, a, b]) gave {np.asarray(flags).tolist()}, expected [False, False, False]: "
+                             "an exact copy is no probe, and distinct digits lie further apart than the radius")
+    flags = api.is_probe(np.stack([a, twin, b]))
+    if np.asarray(flags).tolist() != [True, True, False]:
+        raise AssertionError(f"is_probe([a, near-twin of a, b]) gave {np.asarray(flags).tolist()}, expected "
+                             "[True, True, False]: both rows of a near-twin pair are probes")
+    if len(api.history) != 0:
+        raise AssertionError("is_probe changed self.history: only query remembers the rows it answered")
 
 
 CHECKS = {
@@ -339,8 +388,13 @@ CHECKS = {
         Check("the surrogate reproduces the labels of a label-only API", _q6_surrogate_agrees),
     ],
     "q7": [
-        Check("benign users keep the model's top-1 class, on clear and on ambiguous images", _q7_utility),
-        Check("single-pixel probes, narrow or wide, move no confidence of the attacked classes", _q7_no_probe_signal),
+        Check("is_probe: near-twins in the batch are probes, exact copies and distinct digits are not, the history "
+              "is left alone", _q7_is_probe),
+        Check("benign users (a batch, one digit per call, a resent digit) get the model's full confidences",
+              _q7_benign),
+        Check("the probes of a finite-difference step, narrow or wide, get one-hot labels", _q7_probes_get_labels),
+        Check("a near-twin of an earlier call's digit is a probe, until the memory has forgotten that digit",
+              _q7_memory),
     ],
 }
 
@@ -404,12 +458,26 @@ HIDDEN_HINTS: dict[str, str] = {
     "reconstruction's target class a clear confidence (measured by the grader)",
     "q6_invert_label_surrogate_test.judge_rate_top1": "the same adaptive attack through a label-only API still yields "
     "recognisable reconstructions (measured by the grader)",
-    "q7_defended_api_test.benign_top1": "on another seed's clean test images, the top-1 class of your API's raw outputs "
-    "is the model's own (measured by the grader)",
-    "q7_defended_api_test.attack_narrow": "the finite-difference inversion against your API with narrow probes mostly "
-    "fails to produce images the judge recognises (measured by the grader)",
-    "q7_defended_api_test.attack_medium": "the finite-difference inversion against your API with medium probes mostly "
-    "fails to produce images the judge recognises (measured by the grader)",
-    "q7_defended_api_test.attack_wide": "the finite-difference inversion against your API with wide probes mostly "
-    "fails to produce images the judge recognises (measured by the grader)",
+    "q7_probe_guard_test.benign_top1": "on another seed's digits, sent in a batch, one per call and resent, the top-1 "
+    "class of your API's raw answers is the model's own (measured by the grader)",
+    "q7_probe_guard_test.benign_served_in_full": "the same benign users get the model's full confidences, not only a "
+    "label: distinct digits and exact copies are not probes (measured by the grader)",
+    "q7_probe_guard_test.attack_narrow": "the finite-difference inversion with narrow probes, through one API instance, "
+    "mostly fails to produce images the judge recognises (measured by the grader)",
+    "q7_probe_guard_test.attack_medium": "the finite-difference inversion with medium probes, through one API instance, "
+    "mostly fails to produce images the judge recognises (measured by the grader)",
+    "q7_probe_guard_test.attack_wide": "the finite-difference inversion with wide probes, through one API instance, "
+    "mostly fails to produce images the judge recognises (measured by the grader)",
+    "q7_probe_guard_test.twins_in_one_call": "a digit and two wide single-pixel probes of it in one call, with a distinct "
+    "digit: the near-twins get labels, the distinct digit full confidences",
+    "q7_probe_guard_test.twin_of_an_earlier_call": "one row per call: a digit, then a wide single-pixel probe of it, then "
+    "a distinct digit; the probe is caught through the history",
+    "q7_probe_guard_test.copies_served_in_full": "a digit sent twice, then a batch holding another digit twice: exact "
+    "copies are no probes",
+    "q7_probe_guard_test.memory_forgets": "with a memory of two rows, a probe of a digit answered three calls earlier is "
+    "no longer caught, a probe of the last one is",
+    "q7_probe_guard_test.radius_is_used": "with a smaller radius, a probe further away than the radius is served in full "
+    "and a closer one is caught",
+    "q7_probe_guard_test.is_probe_flags_keep_history": "is_probe flags a near-twin of a digit the API answered and no "
+    "distinct digit, and does not remember the rows it was asked about",
 }

@@ -9,8 +9,9 @@ only the images are read from the student's value. It then measures the judge's 
 the attacked model's confidence in each target, or the correlation with the target's class mean.
 
 A defended API is graded on benign inputs as well: the hidden test records the API's raw outputs on the
-hidden seed's test images (rounded to 4 decimals), and :func:`top1_agreement` compares their top-1 labels
-with the rebuilt attacked model's own.
+hidden seed's test images (rounded to 4 decimals; the reference's ``indices`` say which images were sent, in
+which order), :func:`top1_agreement` compares their top-1 labels with the rebuilt attacked model's own, and
+:func:`served_in_full` checks that benign users got the model's full confidences, not only a label.
 """
 
 from __future__ import annotations
@@ -119,10 +120,9 @@ def class_mean_correlation(reference: Any, student: Any) -> float:
     return total / len(targets)
 
 
-def top1_agreement(reference: Any, student: Any) -> float:
-    """``{"seed": int, "outputs": [[10 floats], ...]}``: the fraction of the hidden seed's test images
-    (``digits(seed).x_test``, in order) on which the argmax of the API's output row is the rebuilt
-    attacked model's own top-1 class (ties go to the first class, as ``numpy.argmax`` does)."""
+def _api_answers(reference: Any, student: Any) -> tuple[Any, Any, Any]:
+    """The hidden seed's test images the hidden test sent, in order (the reference's ``indices``, else every
+    test image once), the API's answer rows for them (float64, shape (n, 10)), and the rebuilt attacked model."""
     import numpy as np
     import torch
 
@@ -132,17 +132,49 @@ def top1_agreement(reference: Any, student: Any) -> float:
     if type(seed) is not int or not 0 <= seed < 2**31:
         raise Malformed("the reference records no seed (an authoring error: tell your instructor)")
     x_test = digits(seed).x_test
+    indices = reference.get("indices", list(range(len(x_test))))
+    if type(indices) is not list or not indices or len(indices) > 4 * len(x_test) or not all(
+            type(i) is int and 0 <= i < len(x_test) for i in indices):
+        raise Malformed("the reference records no valid indices (an authoring error: tell your instructor)")
     rows = student.get("outputs") if isinstance(student, dict) else None
-    if type(rows) is not list or len(rows) != len(x_test):
-        raise Malformed("should hold one output row per hidden test image")
+    if type(rows) is not list or len(rows) != len(indices):
+        raise Malformed("should hold one output row per image sent")
     if not all(type(r) is list and len(r) == 10 for r in rows):
         raise Malformed("each output row should be a list of 10 confidences")
     if not all(type(p) in (int, float) and math.isfinite(p) for r in rows for p in r):
         raise Malformed("confidences should be finite numbers")
     model, _, _ = _digits_setup(seed)
+    return torch.as_tensor(x_test[indices], dtype=torch.float32), np.asarray(rows, dtype=np.float64), model
+
+
+def top1_agreement(reference: Any, student: Any) -> float:
+    """``{"seed": int, "outputs": [[10 floats], ...]}``, with optional ``"indices"`` in the reference: the
+    fraction of the images sent (``digits(seed).x_test[indices]``, in order; without indices every test image
+    once) on which the argmax of the API's output row is the rebuilt attacked model's own top-1 class (ties go
+    to the first class, as ``numpy.argmax`` does)."""
+    import numpy as np
+    import torch
+
+    images, rows, model = _api_answers(reference, student)
     with torch.no_grad():
-        own = model(torch.as_tensor(x_test, dtype=torch.float32)).argmax(dim=1).numpy()
-    return float(np.mean(np.asarray(rows, dtype=np.float64).argmax(axis=1) == own))
+        own = model(images).argmax(dim=1).numpy()
+    return float(np.mean(rows.argmax(axis=1) == own))
+
+
+FULL_ANSWER_TOLERANCE = 0.01  # answers are recorded rounded to 4 decimals; rounding to 2 still counts as in full
+
+
+def served_in_full(reference: Any, student: Any) -> float:
+    """Same data as :func:`top1_agreement`: the fraction of the images sent whose answer row is the rebuilt
+    model's full confidence vector (every entry within 0.01 of the model's softmax). A label-only or a
+    coarsely rounded answer is not served in full."""
+    import numpy as np
+    import torch
+
+    images, rows, model = _api_answers(reference, student)
+    with torch.no_grad():
+        own = torch.softmax(model(images), dim=1).double().numpy()
+    return float(np.mean(np.abs(rows - own).max(axis=1) <= FULL_ANSWER_TOLERANCE))
 
 
 SCORERS: dict[str, Callable[[Any, Any], float]] = {
@@ -151,4 +183,5 @@ SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab02.target_confidence": target_confidence,
     "lab02.class_mean_correlation": class_mean_correlation,
     "lab02.top1_agreement": top1_agreement,
+    "lab02.served_in_full": served_in_full,
 }
