@@ -130,3 +130,37 @@ def test_wiki_pages_are_signed_and_forum_posts_are_not() -> None:
     q = rag.questions(0, n=1)[0]
     top = rag.retrieve(q.question, docs)
     assert q.answer.lower() in top[0].text.lower(), "the clean corpus answers its questions"
+
+
+# ------------------------------------------------------------------------- reading the GGUF
+
+
+def test_q4_1_blocks_decode_as_scale_times_code_plus_minimum() -> None:
+    """One Q4_1 block by hand: fp16 scale and minimum, then 16 bytes holding weight j in the low nibble of byte j
+    and weight j + 16 in the high one (ggml's layout)."""
+    from aisec.llm import _dequantize
+
+    codes = np.arange(32) % 16
+    packed = (codes[:16] | (codes[16:] << 4)).astype(np.uint8)
+    block = np.concatenate([np.array([0.5], np.float16).view(np.uint8), np.array([-1.0], np.float16).view(np.uint8), packed])
+    out = _dequantize(block, 3, (1, 32))
+    assert out.dtype == np.float32 and out.tolist() == [[0.5 * c - 1.0 for c in codes]]
+    q8 = np.concatenate([np.array([0.25], np.float16).view(np.uint8), np.arange(-16, 16, dtype=np.int8).view(np.uint8)])
+    assert _dequantize(q8, 8, (32,)).tolist() == [0.25 * c for c in range(-16, 16)]
+
+
+@pytest.mark.slow
+def test_the_course_reader_matches_gguf_py_bit_for_bit() -> None:
+    """The conversion reads the GGUF itself (gguf-py's reader needs about 10 s to parse the vocabulary); every
+    tensor must equal gguf-py's de-quantisation exactly."""
+    import gguf
+
+    from aisec.llm import gguf_path, read_gguf
+
+    meta, tensors = read_gguf(gguf_path())
+    assert meta["general.architecture"] == "llama" and meta["llama.block_count"] == 30
+    reader = gguf.GGUFReader(str(gguf_path()))
+    assert len(reader.tensors) == len(tensors)
+    for t in reader.tensors:
+        expected = gguf.dequantize(t.data, t.tensor_type).reshape(tuple(reversed([int(d) for d in t.shape])))
+        assert np.array_equal(tensors[t.name], expected), t.name
