@@ -499,16 +499,16 @@ HIDDEN_HINTS: dict[str, str] = {
     "q13_harden_test.false_positives": "flags none of the knowledge base's pages, the genuine pages that mention "
                                        "assistants, code and images, or another seed's generated genuine pages",
     "q13_harden_test.type": "returns a Python bool",
-    "q11_dp_test.eps8": "on other records, at a moderate target: the ε the grader's accountant computes from the "
+    "q11_dp_test.eps2": "on other records, at a moderate target: the ε the grader's accountant computes from the "
                         "history of the PrivacyEngine your training ran stays within the target",
-    "q11_dp_test.eps8_close": "at a moderate target, the ε actually spent is close to the target (the noise is not "
+    "q11_dp_test.eps2_close": "at a moderate target, the ε actually spent is close to the target (the noise is not "
                               "larger than needed)",
-    "q11_dp_test.eps8_returned": "at a moderate target, the ε you return is the accountant's ε of the training you "
+    "q11_dp_test.eps2_returned": "at a moderate target, the ε you return is the accountant's ε of the training you "
                                  "ran",
     "q11_dp_test.eps05": "at a small target: the ε the grader's accountant computes from your training stays within "
                          "the target",
     "q11_dp_test.eps05_returned": "at a small target, the ε you return is the accountant's ε of the training you ran",
-    "q11_dp_test.acc8": "the model trained at a moderate target classifies held-out records better than chance",
+    "q11_dp_test.acc2": "the model trained at a moderate target classifies held-out records better than chance",
     "q11_dp_test.auc05": "at a small target, the loss attack on the private model is close to chance (AUC measured by "
                          "the grader)",
 }

@@ -209,12 +209,15 @@ def _tiny_gpt_class():
             else:
                 # keys and values of a prefix read once (batch 1, broadcast): attend to them and,
                 # causally, to the new positions, without copying the prefix for every sequence
-                k0, v0 = past
-                scale = (d // self.n_head) ** -0.5
+                k0, v0 = past[0][0], past[1][0]  # (heads, prefix length, head size)
+                h, p, hd = k0.shape
                 causal = torch.ones(t, t, dtype=torch.bool).tril()
-                scores = torch.cat([q @ k0.transpose(-2, -1), (q @ k.transpose(-2, -1)).masked_fill(~causal, float("-inf"))], dim=-1)
-                w = torch.softmax(scores * scale, dim=-1)
-                y = w[..., : k0.shape[2]] @ v0 + w[..., k0.shape[2] :] @ v
+                # one (heads, batch * t, p) product for the prefix: no per-sequence copy of it
+                on_prefix = (q.transpose(0, 1).reshape(h, b * t, hd) @ k0.transpose(-2, -1)).view(h, b, t, p).transpose(0, 1)
+                on_new = (q @ k.transpose(-2, -1)).masked_fill(~causal, float("-inf"))
+                w = torch.softmax(torch.cat([on_prefix, on_new], dim=-1) * hd**-0.5, dim=-1)
+                from_prefix = (w[..., :p].transpose(0, 1).reshape(h, b * t, p) @ v0).view(h, b, t, hd).transpose(0, 1)
+                y = from_prefix + w[..., p:] @ v
             x = x + self.proj(y.transpose(1, 2).reshape(b, t, d))
             return x + self.mlp(self.ln_2(x)), (k, v)
 
@@ -235,8 +238,8 @@ def _tiny_gpt_class():
 
         def forward(self, input_ids, past=None, return_past: bool = False):
             """Logits ``(batch, length, vocab)``. ``return_past=True`` also returns the keys and values
-            of every layer; passing them back as ``past`` continues the sequences they read (a ``past``
-            of batch size 1 is shared by every row of ``input_ids``)."""
+            of every layer; passing them back as ``past`` continues the one sequence they read (a
+            ``past`` of batch size 1, shared by every row of ``input_ids``)."""
             start = 0 if past is None else past[0][0].shape[2]
             positions = torch.arange(start, start + input_ids.shape[1])
             x = self.wte(input_ids) + self.wpe(positions)
