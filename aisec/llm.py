@@ -545,15 +545,16 @@ def load_chat_model() -> ChatModel:
     """SmolLM2-135M-Instruct in eval mode (loaded once per process; converted once per machine)."""
     if MODEL_NAME not in _LOADED:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        # The concrete classes, not the Auto* ones: resolving the class costs a second or two at every load.
+        from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()  # no deprecation chatter from generate() in the students' outputs
         folder = model_folder()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(folder)
         tokenizer.padding_side = "left"
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+        model = LlamaForCausalLM.from_pretrained(folder, dtype=torch.float32)
         model.eval()
         _LOADED[MODEL_NAME] = ChatModel(model=model, tokenizer=tokenizer, output_cache=OutputCache(),
                                         loaded_state=model_state(model))
