@@ -70,10 +70,10 @@ def _full_forward_logprob(model, codec, prefix: str, text: str) -> float:
 def test_continuation_logprobs_match_a_full_forward_pass(untrained) -> None:
     model, codec = untrained
     prefix = "The door code of the Lyon office is "
-    texts = ["123456", "000000", "987654"]
-    got = L.continuation_logprobs(model, codec, prefix, texts, chunk=2)
+    texts = ["123456", "000000", "987654", "123457", "129999", "123456"]  # shared starts walk one prefix tree
+    got = L.continuation_logprobs(model, codec, prefix, texts, chunk=4)
     want = [_full_forward_logprob(model, codec, prefix, t) for t in texts]
-    assert got.shape == (3,) and got.dtype == np.float64
+    assert got.shape == (6,) and got.dtype == np.float64
     np.testing.assert_allclose(got, want, atol=1e-5)
     with pytest.raises(ValueError):
         L.continuation_logprobs(model, codec, prefix, ["1", "22"])
