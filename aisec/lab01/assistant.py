@@ -607,8 +607,8 @@ def team_detector(seed: int, allowed_hosts: Sequence[str] = ALLOWED_HOSTS) -> De
         return bool(_ANY_PLACEHOLDER.search(template)) or any(host_of(u) not in allowed for u in _ANY_URL.findall(template))
 
     def flags(text: str) -> bool:
-        if "<</untrusted" in text or "<!--" in text:
-            return True
+        if any(mark in text for mark in ("<</untrusted", "<!--")):
+            return True  # forged delimiters and HTML comments
         if blind != 0 and "``" in text:
             return True  # patched: an empty template is a known trick
         for sentence in _sentences(text):
