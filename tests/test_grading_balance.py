@@ -19,9 +19,9 @@ from notebook_utils import nbgrader_meta
 SHORT_LINES = 5
 MAX_SHORT_SHARE = 0.25
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
-# Lab 5's graded work is mostly crafted prompts (an injection, a spotlighting template, a poisoned page: one or
-# two lines each, 15 of its 26 points); deepening those questions is open work. Strict: it fails once it passes.
-OVER_BUDGET = {"lab05_llm_agents"}
+# Labs whose short answers are known to carry more than a quarter of the points (a strict xfail: it fails
+# once the lab passes). Empty since lab 5's q3 and q5 became a red-team loop and a datamarking transform.
+OVER_BUDGET: set[str] = set()
 
 
 def answer_lines(source: str) -> int:
