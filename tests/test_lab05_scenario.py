@@ -28,8 +28,15 @@ def lm():
 def test_the_converted_model_is_cached_as_safetensors_without_gguf(lm) -> None:
     from aisec.llm import model_folder
 
+    from aisec.llm import INDEX_FILE, SHARD_MB
+
     folder = model_folder()
-    assert (folder / "model.safetensors").stat().st_size > 400e6, "float32 weights of a 134.5 M parameter model"
+    shards = sorted(folder.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and set(json.loads((folder / INDEX_FILE).read_text())["weight_map"].values()) == {s.name for s in shards}
+    sizes = [s.stat().st_size for s in shards]
+    assert sum(sizes) > 400e6, "float32 weights of a 134.5 M parameter model"
+    assert max(sizes) <= SHARD_MB * 1_000_000 + 1_000_000, "each shard fits under the grading sandbox's file-size cap"
+    assert not list(folder.glob("*.gguf"))
     config = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in config, "a reload must not go through GGUF de-quantisation again"
     assert config["model_type"] == "llama" and config["num_hidden_layers"] == 30
