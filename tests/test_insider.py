@@ -216,3 +216,57 @@ def test_sklearn_zoo_and_frames_are_seeded_and_validated() -> None:
     assert list(pandas_frame(seed=1, columns=("int", "bool")).columns) == ["int_col", "bool_col"]
     with pytest.raises(ValueError):
         pandas_frame(seed=0, columns=("complex",))
+
+
+# ------------------------------------------------------------------ q15: the insider's side
+
+
+def test_insider_view_leaves_out_only_the_exfiltration(log) -> None:
+    from aisec.lab04.insider import insider_view
+
+    view = insider_view(log)
+    assert view.insider == log.insider and view.first_day == log.exfil_start_day
+    assert view.n_days == int(log.events["day"].max()) + 1
+    assert len(view.events) == int((~log.is_exfil).sum())
+    pd.testing.assert_frame_equal(view.events, log.events[~log.is_exfil].reset_index(drop=True))
+
+
+def test_with_planned_events_records_them_as_the_log_would(log) -> None:
+    from aisec.lab04.insider import insider_view, planned_rows, with_planned_events
+
+    view = insider_view(log)
+    before = view.events.copy()
+    plan = pd.DataFrame({"day": [40, 41], "hour": [10.5, 23.0], "host": ["ws-x", "ws-y"], "action": ["export", "download"],
+                         "resource": ["ds/transactions", "model/credit-scoring"], "bytes": np.array([7, 9], dtype=np.int64)})
+    merged = with_planned_events(view.events, view.insider, plan)
+    pd.testing.assert_frame_equal(view.events, before)  # pure
+    assert list(merged.columns) == list(view.events.columns) and len(merged) == len(view.events) + 2
+    assert merged["time"].is_monotonic_increasing
+    added = merged[merged["host"].isin(["ws-x", "ws-y"])].reset_index(drop=True)
+    assert list(added["day"]) == [40, 41] and list(added["time"].dt.hour) == [10, 23]
+    assert list(added["time"].dt.minute) == [30, 0] and set(added["user"]) == {view.insider}
+    assert set(added["role"]) == {"data_scientist"} and list(added["bytes"]) == [7, 9]
+    as_rows = planned_rows(plan)
+    assert as_rows is not None and type(as_rows[0]["bytes"]) is int and type(as_rows[0]["hour"]) is float
+    pd.testing.assert_frame_equal(with_planned_events(view.events, view.insider, as_rows), merged)
+    pd.testing.assert_frame_equal(with_planned_events(view.events, view.insider, []), view.events)
+    assert planned_rows("not a plan") is None and planned_rows([1, 2]) is None
+    with pytest.raises(ValueError):
+        with_planned_events(view.events, "nobody", plan)
+
+
+def test_team_detectors_differ_by_seed_and_catch_the_burst(log) -> None:
+    from aisec.lab04.insider import insider_view, team_detector
+
+    view = insider_view(log)
+    alert_sets = []
+    for seed in range(6):
+        alerts = team_detector(seed)(log.events)
+        assert list(alerts.columns) == ["user", "day"] and alerts["day"].dtype.kind == "i"
+        pd.testing.assert_frame_equal(alerts, team_detector(seed)(log.events))  # seeded
+        on_insider = alerts.loc[alerts["user"] == log.insider, "day"]
+        assert len(on_insider) > 0 and on_insider.min() - log.exfil_start_day <= 10, "the burst is caught"
+        honest = team_detector(seed)(view.events)
+        assert (honest["user"] == log.insider).sum() < len(on_insider), "the burst adds alerts on the insider"
+        alert_sets.append(frozenset(zip(alerts["user"], alerts["day"])))
+    assert len(set(alert_sets)) > 1, "teams tune their detectors differently"

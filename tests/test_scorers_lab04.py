@@ -198,3 +198,109 @@ def test_every_hidden_record_has_an_authored_hint_without_values() -> None:
     keys = set(re.findall(r"""record\(\s*["']([\w.]+)""", hidden))
     assert keys == set(HIDDEN_HINTS)
     assert all(hint and not re.search(r"\d\.\d|\d{2,}", hint) for hint in HIDDEN_HINTS.values()), "hints name properties, not values"
+
+
+# ------------------------------------------------------------- q15: low and slow against team detectors
+
+TEAMS = [2, 3, 5, 6]
+TARGET_MB = 2500
+
+
+@pytest.fixture(scope="module")
+def reference_plan():
+    """The solution notebook's plan_exfiltration, as the reference run defines it."""
+    from pathlib import Path
+
+    import nbformat
+    import pandas as pd
+
+    from aisec.lab04 import insider
+
+    source = Path(__file__).resolve().parents[1] / "solutions" / "lab04_insider" / "lab04_insider.ipynb"
+    cell = next(c.source for c in nbformat.read(source, as_version=4).cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == "q15_low_slow")
+    namespace = {"pd": pd, **{name: getattr(insider, name) for name in dir(insider) if not name.startswith("_")}}
+    exec(cell, namespace)
+    return namespace["plan_exfiltration"]
+
+
+@pytest.fixture(scope="module")
+def plans(reference_plan) -> list:
+    from aisec.lab04.insider import insider_view, planned_rows, team_detector
+
+    view = insider_view(audit_log(seed=SEED))
+    return [planned_rows(reference_plan(view, team_detector(s), TARGET_MB)) for s in TEAMS]
+
+
+def evasions(plans: list, target_mb: float = TARGET_MB) -> float:
+    reference = {"log_seed": SEED, "team_seeds": TEAMS, "target_mb": target_mb, "plans": []}
+    return SCORERS["lab04.plan_evasions"](reference, {"plans": plans})
+
+
+def test_the_reference_plan_evades_every_team(plans: list) -> None:
+    assert evasions(plans) == 1.0
+    # the same plans miss a target beyond what they take out
+    assert evasions(plans, target_mb=1e9) == 0.0
+
+
+def test_the_burst_in_the_log_is_caught(log) -> None:
+    from aisec.lab04.insider import PLAN_COLUMNS, planned_rows
+
+    burst = log.events[log.is_exfil]
+    rows = planned_rows(burst.assign(hour=burst["time"].dt.hour + burst["time"].dt.minute / 60)[list(PLAN_COLUMNS)])
+    assert sum(r["bytes"] for r in rows) / 1e6 >= TARGET_MB  # it takes out enough: only the alerts fail it
+    assert evasions([rows] * len(TEAMS)) == 0.0
+
+
+def test_a_plan_is_caught_by_an_alert_on_its_day_or_a_new_one(plans: list) -> None:
+    # one day of the whole target at once, from the insider's first day
+    first = min(e["day"] for p in plans for e in p)
+    dump = [{**plans[0][0], "day": first, "bytes": TARGET_MB * 1_000_000}]
+    assert evasions([dump] * len(TEAMS)) == 0.0
+
+
+def test_only_restricted_bytes_count(plans: list) -> None:
+    # the same events on an internal model (same kind, same action) take nothing restricted out
+    internal = [[{**e, "resource": "model/churn", "action": "download"} for e in p] for p in plans]
+    assert evasions(internal) == 0.0
+    from aisec.lab04.insider import insider_view, team_detector, with_planned_events
+
+    # and the detectors do not alert on them: the score is 0 for the megabytes alone
+    view = insider_view(audit_log(seed=SEED))
+    for seed, plan in zip(TEAMS, internal):
+        alerts = team_detector(seed)(with_planned_events(view.events, view.insider, plan))
+        assert not set(alerts.loc[alerts["user"] == view.insider, "day"]) & {e["day"] for e in plan}
+
+
+def test_plan_scorer_refuses_malformed_events_with_a_reason(plans: list) -> None:
+    good = plans[0][0]
+    bad_events = [
+        {k: v for k, v in good.items() if k != "bytes"},
+        {**good, "bytes": -1},
+        {**good, "bytes": float("nan")},
+        {**good, "bytes": 1.5e9},
+        {**good, "bytes": True},
+        {**good, "day": 0},
+        {**good, "day": 60},
+        {**good, "day": float(good["day"])},
+        {**good, "hour": 24},
+        {**good, "hour": float("inf")},
+        {**good, "hour": "10"},
+        {**good, "host": ""},
+        {**good, "host": 3},
+        {**good, "resource": "ds/secret-stash"},
+        {**good, "action": "read"},
+        {**good, "action": "export"} if good["resource"].startswith("model/") else {**good, "action": "download"},
+    ]
+    for event in bad_events:
+        with pytest.raises(Malformed) as caught:
+            evasions([[event]] + plans[1:])
+        assert "event" in str(caught.value) or "plan" in str(caught.value)
+    for bad in (None, {"plans": "x"}, {"plans": plans[:-1]}, {"plans": [None] + plans[1:]},
+                {"plans": [[good] * 501] + plans[1:]}):
+        with pytest.raises(Malformed):
+            SCORERS["lab04.plan_evasions"]({"log_seed": SEED, "team_seeds": TEAMS, "target_mb": TARGET_MB}, bad)
+    for bad_reference in (None, {"log_seed": SEED, "team_seeds": [], "target_mb": 1},
+                          {"log_seed": SEED, "team_seeds": TEAMS, "target_mb": "much"}):
+        with pytest.raises(Malformed):
+            SCORERS["lab04.plan_evasions"](bad_reference, {"plans": plans})

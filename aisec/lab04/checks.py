@@ -4,6 +4,8 @@ never a copy of the solution."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import pickle
 import tempfile
 from pathlib import Path
@@ -332,6 +334,71 @@ def _q14(answer: Any) -> None:
     assert verdict["poisoned"] is False, "the clean model ignores the stamp: it should be called clean"
 
 
+# ------------------------------------------------------------------- q15 low and slow
+
+_Q15_TARGET_MB = 1500
+_Q15_PLANS: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _q15_view() -> Any:
+    from aisec.lab04.insider import audit_log, insider_view
+
+    return insider_view(audit_log(seed=0))
+
+
+def _q15_plan(answer: Any, team: int) -> tuple[Any, Any, list[dict[str, Any]]]:
+    """The visible log's insider view, a team's detector and the answer's plan against it, as plain rows."""
+    from aisec.lab04.insider import PLAN_COLUMNS, planned_rows, team_detector
+
+    view = dataclasses.replace(_q15_view(), events=_q15_view().events.copy())  # an answer may touch the frame
+    detector = team_detector(team)
+    key = (id(answer), team)
+    if key not in _Q15_PLANS or _Q15_PLANS[key][0] is not answer:  # both checks share a plan per team
+        _Q15_PLANS[key] = (answer, planned_rows(answer(view, detector, _Q15_TARGET_MB)))
+    rows = _Q15_PLANS[key][1]
+    assert rows is not None, "plan_exfiltration should return a DataFrame or a list of dicts"
+    for row in rows:
+        missing = set(PLAN_COLUMNS) - set(row)
+        assert not missing, f"every planned event needs the columns {PLAN_COLUMNS}, missing {sorted(missing)}"
+    return view, detector, rows
+
+
+def _q15_shape(answer: Any) -> None:
+    from aisec.lab04.insider import EGRESS_ACTIONS, resources
+
+    view, _, rows = _q15_plan(answer, team=0)
+    kinds = dict(zip(resources()["resource"], resources()["kind"]))
+    assert rows, "an empty plan takes nothing out"
+    for row in rows:
+        assert isinstance(row["day"], int) and view.first_day <= row["day"] < view.n_days, (
+            f"day {row['day']!r}: plan within view.first_day ({view.first_day}) to view.n_days - 1 ({view.n_days - 1}), as ints")
+        assert isinstance(row["hour"], (int, float)) and 0 <= row["hour"] < 24, f"hour {row['hour']!r} is not in [0, 24)"
+        assert row["resource"] in kinds, f"{row['resource']!r} is not in the catalogue"
+        assert row["action"] == EGRESS_ACTIONS[kinds[row["resource"]]], (
+            f"{row['action']!r} on {row['resource']!r}: egress is 'export' for a dataset, 'download' for a model")
+        assert isinstance(row["bytes"], int) and row["bytes"] >= 0, f"bytes {row['bytes']!r} should be a non-negative int"
+        assert isinstance(row["host"], str) and row["host"], "every event needs a host name"
+
+
+def _q15_evades(answer: Any) -> None:
+    from aisec.lab04.insider import resources, with_planned_events
+
+    restricted = set(resources().query("sensitivity == 'restricted'")["resource"])
+    for team in (0, 2):  # a lenient team and a strict one
+        view, detector, rows = _q15_plan(answer, team)
+        megabytes = sum(r["bytes"] for r in rows if r["resource"] in restricted) / 1e6
+        assert megabytes >= _Q15_TARGET_MB, (
+            f"team {team}: your plan takes out {megabytes:.0f} MB of restricted resources, the target is {_Q15_TARGET_MB} "
+            "(only restricted resources count)")
+        honest = detector(view.events)
+        before = set(honest.loc[honest["user"] == view.insider, "day"])
+        alerts = detector(with_planned_events(view.events, view.insider, rows))
+        after = set(alerts.loc[alerts["user"] == view.insider, "day"])
+        caught = sorted((after - before) | (after & {r["day"] for r in rows}))
+        assert not caught, f"team {team}'s detector alerts on the insider on days {caught}: query it and adapt"
+
+
 CHECKS = {
     "q1": [
         Check("stamp_trigger sets exactly the trigger pixels, on a copy", _q1_stamp),
@@ -358,6 +425,10 @@ CHECKS = {
     "q13": [Check("real model files: every malicious file flagged, no benign torch/sklearn/numpy/pandas file", _q13),
             Check("a file that cannot be parsed is unsafe", _q13_garbage)],
     "q14": [Check("attributions locate the lab's trigger and target, and call the clean model clean", _q14)],
+    "q15": [
+        Check("planned events have the log's columns, are egress, and fall within the insider's days", _q15_shape),
+        Check("the plan takes out 1500 MB of restricted data without an alert from two teams' detectors", _q15_evades),
+    ],
 }
 
 
@@ -415,4 +486,7 @@ HIDDEN_HINTS: dict[str, str] = {
     "q14_saliency_test.types": "a bool verdict and an int or None target",
     "q14_saliency_test.backdoors_located": "backdoors with other triggers and targets found: verdict, target and trigger pixels",
     "q14_saliency_test.clean_false_alarms": "clean models shown stamped inputs are called clean",
+    "q15_low_slow_test.evasions": "on another audit log, against other teams' detectors (other baselines, weights and "
+                                  "thresholds): the target of restricted data taken out with no new alert on the "
+                                  "insider and none on the days the plan acts on, for nearly every team",
 }

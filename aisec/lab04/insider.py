@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import pickle
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,9 @@ class AuditLog:
 
 _MB = 1_000_000
 
+#: The first day of every audit log (a Monday): ``day`` counts days since then.
+LOG_START = pd.Timestamp("2026-03-02")
+
 # (action, resource pool, mean events per working day, log-normal median bytes, sigma)
 _ROLE_HABITS: dict[str, list[tuple[str, tuple[str, ...], float, float, float]]] = {
     "data_scientist": [
@@ -153,7 +157,7 @@ def audit_log(seed: int = 0, n_days: int = 60) -> AuditLog:
     if n_days < 45:
         raise ValueError("audit_log() needs n_days >= 45: a baseline period and an exfiltration period")
     rng = np.random.default_rng(seed)
-    start = pd.Timestamp("2026-03-02")  # a Monday
+    start = LOG_START
     users: list[tuple[str, str, str]] = []
     counter = 0
     for role, count in ROLES.items():
@@ -253,6 +257,124 @@ def score_alerts(alerts: pd.DataFrame, log: AuditLog) -> AlertScore:
         recall=tp / len(positives) if positives else 0.0,
         days_to_detection=insider_days[0] - log.exfil_start_day if insider_days else None,
     )
+
+
+# ------------------------------------------------- the insider's side: planned egress
+
+#: Columns of one planned egress event (the audit log's, less ``time``, ``user`` and ``role``).
+PLAN_COLUMNS: tuple[str, ...] = ("day", "hour", "host", "action", "resource", "bytes")
+
+#: The audit log's egress actions: ``export`` takes a dataset out, ``download`` a model.
+EGRESS_ACTIONS: dict[str, str] = {"dataset": "export", "model": "download"}
+
+
+@dataclass(frozen=True)
+class InsiderView:
+    """What the insider knows when planning: the log of everyone's normal work (their own included,
+    their exfiltration left out), who they are, and the days they can act on
+    (``first_day`` to ``n_days - 1``)."""
+
+    events: pd.DataFrame
+    insider: str
+    first_day: int
+    n_days: int
+
+
+def insider_view(log: AuditLog) -> InsiderView:
+    """The insider's view of ``log``: its events without the exfiltration rows, from the day the
+    exfiltration started to the end of the log."""
+    events = log.events.loc[~log.is_exfil].reset_index(drop=True)
+    return InsiderView(events, log.insider, log.exfil_start_day, int(log.events["day"].max()) + 1)
+
+
+def planned_rows(planned: object) -> list[dict[str, object]] | None:
+    """``planned`` (a DataFrame or a list of dicts) as a list of plain dicts with Python scalars
+    (numpy's are unwrapped), the form a hidden test records; None for anything else.
+    Nothing is validated here: the grader does that."""
+    if isinstance(planned, pd.DataFrame):
+        records: object = planned.to_dict("records")
+    else:
+        records = planned
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return None
+    return [{str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()} for r in records]
+
+
+def with_planned_events(events: pd.DataFrame, user: str, planned: object) -> pd.DataFrame:
+    """``events`` with ``user``'s planned egress events (:data:`PLAN_COLUMNS`, as a DataFrame or a
+    list of dicts) merged in, as the audit log would record them: ``time`` from ``day`` and ``hour``,
+    the user's role, sorted by time. ``events`` is not modified."""
+    rows = planned_rows(planned)
+    if rows is None:
+        raise TypeError("planned events should be a DataFrame or a list of dicts")
+    plan = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
+    if plan.empty:
+        return events.copy()
+    roles = events.loc[events["user"] == user, "role"]
+    if roles.empty:
+        raise ValueError(f"user {user!r} does not appear in the events")
+    hours = plan["day"].astype(float) * 24.0 + plan["hour"].astype(float)
+    plan = plan.assign(time=(LOG_START + pd.to_timedelta(hours, unit="h")).dt.floor("s"), user=user,
+                       role=str(roles.iloc[0]), day=plan["day"].astype(int), bytes=plan["bytes"].astype(np.int64))
+    merged = pd.concat([events, plan[list(events.columns)]], ignore_index=True)
+    return merged.sort_values("time", kind="mergesort").reset_index(drop=True)
+
+
+Detector = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+def team_detector(seed: int) -> Detector:
+    """A per-user baseline detector of the kind the lab builds (Q10), as another team tuned it.
+
+    ``detector(events) -> alerts``: a DataFrame with columns ``user`` and ``day``, one row per
+    alerted user-day after the baseline period. Each (user, day) gets a weighted score of egress of
+    (action, resource) pairs the user never took out in the baseline, events from hosts the user
+    never used then, night egress by a user who never worked at night then, the day's egress bytes
+    against the user's baseline daily average (log scale) and egress events beyond the user's busiest
+    baseline day. The seed sets the baseline period, the weights and the threshold.
+    """
+    rng = np.random.default_rng(seed)
+    baseline_days = int(rng.choice((14, 21, 28)))
+    w_pair, w_host, w_night = (float(w) for w in rng.uniform(0.8, 1.5, size=3))
+    w_volume = float(rng.uniform(0.8, 1.6))
+    w_count = float(rng.uniform(0.0, 1.0))
+    threshold = float(rng.uniform(2.0, 3.5))
+
+    def detect(events: pd.DataFrame) -> pd.DataFrame:
+        # integer codes instead of strings: the detector is queried many times
+        user, names = pd.factorize(events["user"])
+        action, actions = pd.factorize(events["action"])
+        resource, catalogue = pd.factorize(events["resource"])
+        host, hosts = pd.factorize(events["host"])
+        day = events["day"].to_numpy(dtype=np.int64)
+        clock = events["time"].dt.hour.to_numpy()
+        egress = events["action"].isin(tuple(EGRESS_ACTIONS.values())).to_numpy()
+        night = (clock < 7) | (clock >= 19)  # the lab's night: before 07:00 or from 19:00
+        base = day < baseline_days
+        pair = (user * len(actions) + action) * len(catalogue) + resource
+        user_host = user * len(hosts) + host
+        new_pair = egress & ~np.isin(pair, pair[base & egress])
+        new_host = ~np.isin(user_host, user_host[base])
+        odd_time = night & egress & ~np.isin(user, user[base & night])
+        n_users, n_days = len(names), int(day.max()) + 1 if len(day) else 0
+        cell = user * n_days + day
+
+        def per_user_day(values: np.ndarray) -> np.ndarray:
+            return np.bincount(cell, weights=values, minlength=n_users * n_days).reshape(n_users, n_days)
+
+        egress_bytes = per_user_day(np.where(egress, events["bytes"].to_numpy(dtype=float), 0.0))
+        egress_count = per_user_day(egress.astype(float))
+        daily_mean = egress_bytes[:, :baseline_days].sum(axis=1, keepdims=True) / baseline_days
+        busiest = egress_count[:, :baseline_days].max(axis=1, keepdims=True, initial=0.0)
+        volume = np.clip(np.log2(egress_bytes / (daily_mean + _MB) + 1e-9) - 1.0, 0.0, None)
+        score = (w_pair * per_user_day(new_pair.astype(float)) + w_host * per_user_day(new_host.astype(float))
+                 + w_night * per_user_day(odd_time.astype(float)) + w_volume * volume
+                 + w_count * np.clip(egress_count - busiest, 0.0, None))
+        score[:, :baseline_days] = 0.0  # alerts only after the baseline period
+        rows, days = np.nonzero(score >= threshold)
+        return pd.DataFrame({"user": [str(names[i]) for i in rows], "day": days.astype(int)})
+
+    return detect
 
 
 # ----------------------------------------------------------------- pickle corpus

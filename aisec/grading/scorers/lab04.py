@@ -215,6 +215,100 @@ def alert_recall(reference: Any, student: Any) -> float:
     return float(_alert_score(reference, student).recall)
 
 
+# ------------------------------------------------------------------ q15: low and slow against team detectors
+
+_MAX_PLAN_EVENTS = 500
+_MAX_EVENT_BYTES = 10**12  # a terabyte per event: anything larger is not a plausible transfer
+_MAX_TEAMS = 16
+
+
+@lru_cache(maxsize=2)
+def _insider_view(seed: int) -> Any:
+    from aisec.lab04.insider import insider_view
+
+    return insider_view(_log(seed))
+
+
+@lru_cache(maxsize=32)
+def _honest_alert_days(log_seed: int, team_seed: int) -> frozenset[int]:
+    """Days a team's detector alerts on the insider's own normal work, without any plan."""
+    from aisec.lab04.insider import team_detector
+
+    view = _insider_view(log_seed)
+    alerts = team_detector(team_seed)(view.events)
+    return frozenset(int(d) for d in alerts.loc[alerts["user"] == view.insider, "day"])
+
+
+def _plan_events(plan: Any, first_day: int, n_days: int) -> list[dict[str, Any]]:
+    """The student's planned events, checked one by one (exact types, plausible values)."""
+    from aisec.lab04.insider import EGRESS_ACTIONS, PLAN_COLUMNS, resources
+
+    if not isinstance(plan, list) or len(plan) > _MAX_PLAN_EVENTS:
+        raise Malformed("each plan should be a list of at most 500 events")
+    kinds = dict(zip(resources()["resource"], resources()["kind"]))
+    for event in plan:
+        if not isinstance(event, dict) or not set(PLAN_COLUMNS) <= set(event):
+            raise Malformed("each event needs the columns day, hour, host, action, resource, bytes")
+        day, hour, host, action, resource, size = (event[c] for c in PLAN_COLUMNS)
+        if type(day) is not int or not first_day <= day < n_days:
+            raise Malformed("each event's day should be an int within the days the insider can act on")
+        if type(hour) not in (int, float) or not (math.isfinite(hour) and 0 <= hour < 24):
+            raise Malformed("each event's hour should be a number from 0 to 24 (excluded)")
+        if type(host) is not str or not 0 < len(host) <= 64:
+            raise Malformed("each event's host should be a non-empty str")
+        if type(resource) is not str or resource not in kinds:
+            raise Malformed("each event's resource should be one of the catalogue's")
+        if action != EGRESS_ACTIONS[kinds[resource]]:
+            raise Malformed("each event should be an egress: export of a dataset, download of a model")
+        if type(size) is not int or not 0 <= size <= _MAX_EVENT_BYTES:
+            raise Malformed("each event's bytes should be a non-negative int of plausible size")
+    return plan
+
+
+def _plan_outcome(log_seed: int, team_seed: int, plan: list[dict[str, Any]]) -> tuple[float, bool]:
+    """(restricted megabytes the plan takes out, whether the team's detector catches the insider):
+    caught when the merged log raises an alert on the insider on a day the detector did not alert
+    on before, or on any day the plan acts on."""
+    from aisec.lab04.insider import resources, team_detector, with_planned_events
+
+    view = _insider_view(log_seed)
+    restricted = set(resources().query("sensitivity == 'restricted'")["resource"])
+    megabytes = sum(e["bytes"] for e in plan if e["resource"] in restricted) / 1e6
+    alerts = team_detector(team_seed)(with_planned_events(view.events, view.insider, plan))
+    days = {int(d) for d in alerts.loc[alerts["user"] == view.insider, "day"]}
+    caught = bool(days - _honest_alert_days(log_seed, team_seed)) or bool(days & {e["day"] for e in plan})
+    return megabytes, caught
+
+
+def plan_evasions(reference: Any, student: Any) -> float:
+    """Reference ``{"log_seed": int, "team_seeds": [int], "target_mb": number, ...}``; student
+    ``{"plans": [[{"day", "hour", "host", "action", "resource", "bytes"}, ...], ...]}``, the insider's
+    planned egress events against each team's detector. The grader rebuilds the insider's view of
+    ``audit_log(seed=log_seed)`` (``aisec.lab04.insider.insider_view``) and each team's detector
+    (``team_detector(seed)``), merges each plan into the log (``with_planned_events``) and returns the
+    fraction of teams whose detector raises no new alert on the insider (and none on a day the plan
+    acts on) while the plan takes out at least ``target_mb`` megabytes of restricted resources."""
+    ref = _ref_dict(reference, "log_seed", "team_seeds", "target_mb")
+    seeds, target = ref["team_seeds"], ref["target_mb"]
+    if not isinstance(seeds, list) or not 0 < len(seeds) <= _MAX_TEAMS or not all(type(s) is int for s in seeds):
+        raise Malformed("the reference records no teams (an authoring error: tell your instructor)")
+    if type(target) not in (int, float) or not (math.isfinite(target) and target > 0):
+        raise Malformed("the reference records no target (an authoring error: tell your instructor)")
+    log_seed = _int(ref["log_seed"], "seed")
+    if not isinstance(student, dict) or not isinstance(student.get("plans"), list):
+        raise Malformed("should be a dict with a list 'plans', one plan per team")
+    plans = student["plans"]
+    if len(plans) != len(seeds):
+        raise Malformed("has a different number of plans than the lab's hidden teams")
+    view = _insider_view(log_seed)
+    checked = [_plan_events(plan, view.first_day, view.n_days) for plan in plans]
+    evaded = 0
+    for seed, plan in zip(seeds, checked):
+        megabytes, caught = _plan_outcome(log_seed, seed, plan)
+        evaded += megabytes >= target and not caught
+    return evaded / len(seeds)
+
+
 # ------------------------------------------------------------------ trigger localisation
 
 
@@ -273,6 +367,7 @@ SCORERS: dict[str, Callable[[Any, Any], float]] = {
     "lab04.alert_days_to_detection": alert_days_to_detection,
     "lab04.alert_false_positives": alert_false_positives,
     "lab04.alert_recall": alert_recall,
+    "lab04.plan_evasions": plan_evasions,
     "lab04.trigger_located": trigger_located,
     "lab04.clean_false_alarms": clean_false_alarms,
 }
