@@ -337,6 +337,7 @@ def _q14(answer: Any) -> None:
 # ------------------------------------------------------------------- q15 low and slow
 
 _Q15_TARGET_MB = 1500
+_Q15_TEAM = 2  # a strict team: its detector lets little through per day
 _Q15_PLANS: dict[tuple[int, int], tuple[Any, Any]] = {}
 
 
@@ -367,7 +368,7 @@ def _q15_plan(answer: Any, team: int) -> tuple[Any, Any, list[dict[str, Any]]]:
 def _q15_shape(answer: Any) -> None:
     from aisec.lab04.insider import EGRESS_ACTIONS, resources
 
-    view, _, rows = _q15_plan(answer, team=0)
+    view, _, rows = _q15_plan(answer, _Q15_TEAM)
     kinds = dict(zip(resources()["resource"], resources()["kind"]))
     assert rows, "an empty plan takes nothing out"
     for row in rows:
@@ -384,19 +385,20 @@ def _q15_shape(answer: Any) -> None:
 def _q15_evades(answer: Any) -> None:
     from aisec.lab04.insider import resources, with_planned_events
 
-    restricted = set(resources().query("sensitivity == 'restricted'")["resource"])
-    for team in (0, 2):  # a lenient team and a strict one
-        view, detector, rows = _q15_plan(answer, team)
-        megabytes = sum(r["bytes"] for r in rows if r["resource"] in restricted) / 1e6
-        assert megabytes >= _Q15_TARGET_MB, (
-            f"team {team}: your plan takes out {megabytes:.0f} MB of restricted resources, the target is {_Q15_TARGET_MB} "
-            "(only restricted resources count)")
-        honest = detector(view.events)
-        before = set(honest.loc[honest["user"] == view.insider, "day"])
-        alerts = detector(with_planned_events(view.events, view.insider, rows))
-        after = set(alerts.loc[alerts["user"] == view.insider, "day"])
-        caught = sorted((after - before) | (after & {r["day"] for r in rows}))
-        assert not caught, f"team {team}'s detector alerts on the insider on days {caught}: query it and adapt"
+    catalogue = resources()
+    restricted = set(catalogue.loc[catalogue["sensitivity"] == "restricted", "resource"])
+    team = _Q15_TEAM
+    view, detector, rows = _q15_plan(answer, team)
+    megabytes = sum(r["bytes"] for r in rows if r["resource"] in restricted) / 1e6
+    assert megabytes >= _Q15_TARGET_MB, (
+        f"team {team}: your plan takes out {megabytes:.0f} MB of restricted resources, the target is {_Q15_TARGET_MB} "
+        "(only restricted resources count)")
+    honest = detector(view.events)
+    before = set(honest.loc[honest["user"] == view.insider, "day"])
+    alerts = detector(with_planned_events(view.events, view.insider, rows))
+    after = set(alerts.loc[alerts["user"] == view.insider, "day"])
+    caught = sorted((after - before) | (after & {r["day"] for r in rows}))
+    assert not caught, f"team {team}'s detector alerts on the insider on days {caught}: query it and adapt"
 
 
 CHECKS = {
@@ -427,7 +429,7 @@ CHECKS = {
     "q14": [Check("attributions locate the lab's trigger and target, and call the clean model clean", _q14)],
     "q15": [
         Check("planned events have the log's columns, are egress, and fall within the insider's days", _q15_shape),
-        Check("the plan takes out 1500 MB of restricted data without an alert from two teams' detectors", _q15_evades),
+        Check("the plan takes out 1500 MB of restricted data without an alert from a strict team's detector", _q15_evades),
     ],
 }
 

@@ -304,20 +304,24 @@ def with_planned_events(events: pd.DataFrame, user: str, planned: object) -> pd.
     """``events`` with ``user``'s planned egress events (:data:`PLAN_COLUMNS`, as a DataFrame or a
     list of dicts) merged in, as the audit log would record them: ``time`` from ``day`` and ``hour``,
     the user's role, sorted by time. ``events`` is not modified."""
-    rows = planned_rows(planned)
-    if rows is None:
-        raise TypeError("planned events should be a DataFrame or a list of dicts")
-    plan = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
+    if isinstance(planned, pd.DataFrame):
+        plan = planned.reindex(columns=list(PLAN_COLUMNS))
+    else:
+        rows = planned_rows(planned)
+        if rows is None:
+            raise TypeError("planned events should be a DataFrame or a list of dicts")
+        plan = pd.DataFrame(rows, columns=list(PLAN_COLUMNS))
     if plan.empty:
         return events.copy()
-    roles = events.loc[events["user"] == user, "role"]
-    if roles.empty:
+    roles = events["role"].to_numpy()[events["user"].to_numpy() == user]
+    if not len(roles):
         raise ValueError(f"user {user!r} does not appear in the events")
-    hours = plan["day"].astype(float) * 24.0 + plan["hour"].astype(float)
-    plan = plan.assign(time=(LOG_START + pd.to_timedelta(hours, unit="h")).dt.floor("s"), user=user,
-                       role=str(roles.iloc[0]), day=plan["day"].astype(int), bytes=plan["bytes"].astype(np.int64))
+    hours = plan["day"].to_numpy(dtype=float) * 24.0 + plan["hour"].to_numpy(dtype=float)
+    plan = plan.assign(time=(LOG_START + pd.to_timedelta(hours, unit="h")).floor("s"), user=user,
+                       role=str(roles[0]), day=plan["day"].astype(int), bytes=plan["bytes"].astype(np.int64))
     merged = pd.concat([events, plan[list(events.columns)]], ignore_index=True)
-    return merged.sort_values("time", kind="mergesort").reset_index(drop=True)
+    order = np.argsort(merged["time"].to_numpy(), kind="stable")
+    return merged.take(order).reset_index(drop=True)
 
 
 Detector = Callable[[pd.DataFrame], pd.DataFrame]

@@ -272,7 +272,8 @@ def _plan_outcome(log_seed: int, team_seed: int, plan: list[dict[str, Any]]) -> 
     from aisec.lab04.insider import resources, team_detector, with_planned_events
 
     view = _insider_view(log_seed)
-    restricted = set(resources().query("sensitivity == 'restricted'")["resource"])
+    catalogue = resources()
+    restricted = set(catalogue.loc[catalogue["sensitivity"] == "restricted", "resource"])
     megabytes = sum(e["bytes"] for e in plan if e["resource"] in restricted) / 1e6
     alerts = team_detector(team_seed)(with_planned_events(view.events, view.insider, plan))
     days = {int(d) for d in alerts.loc[alerts["user"] == view.insider, "day"]}
