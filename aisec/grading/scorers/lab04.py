@@ -17,7 +17,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aisec.grading.scorers.common import Malformed
+from aisec.grading.scorers.common import Malformed, reference_field, reference_int
 
 #: The MLP of ``aisec.models.digits_classifier``: parameter name -> shape.
 _DIGITS_MLP: dict[str, tuple[int, ...]] = {
@@ -289,13 +289,13 @@ def plan_evasions(reference: Any, student: Any) -> float:
     (``team_detector(seed)``), merges each plan into the log (``with_planned_events``) and returns the
     fraction of teams whose detector raises no new alert on the insider (and none on a day the plan
     acts on) while the plan takes out at least ``target_mb`` megabytes of restricted resources."""
-    ref = _ref_dict(reference, "log_seed", "team_seeds", "target_mb")
-    seeds, target = ref["team_seeds"], ref["target_mb"]
-    if not isinstance(seeds, list) or not 0 < len(seeds) <= _MAX_TEAMS or not all(type(s) is int for s in seeds):
+    seeds = reference_field(reference, "team_seeds", list)
+    if not 0 < len(seeds) <= _MAX_TEAMS or not all(type(s) is int for s in seeds):
         raise Malformed("the reference records no teams (an authoring error: tell your instructor)")
+    target = reference.get("target_mb")
     if type(target) not in (int, float) or not (math.isfinite(target) and target > 0):
         raise Malformed("the reference records no target (an authoring error: tell your instructor)")
-    log_seed = _int(ref["log_seed"], "seed")
+    log_seed = reference_int(reference, "log_seed")
     if not isinstance(student, dict) or not isinstance(student.get("plans"), list):
         raise Malformed("should be a dict with a list 'plans', one plan per team")
     plans = student["plans"]
